@@ -1,0 +1,1 @@
+"""lawful: physics-constrained machine learning."""

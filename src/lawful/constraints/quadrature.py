@@ -1,0 +1,95 @@
+"""Quadrature weights on (possibly non-uniform) grids.
+
+A weight vector ``w`` turns values on grid points into an integral, ``w @ u ~ integral of u``.
+These vectors are the rows of the conservation constraint ``G u = b``: the finite-volume
+discretisation of "total mass equals U(t)".
+
+Orders (tested in tests/constraints/test_quadrature.py): trapezoid 2, Riemann 1,
+on uniform and non-uniform grids alike.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from lawful.constraints._checks import check_finite
+
+QuadratureRule = Literal["trapezoid", "riemann_left", "riemann_right"]
+
+__all__ = [
+    "QuadratureRule",
+    "cell_volume_weights",
+    "check_grid",
+    "quadrature_weights",
+    "riemann_weights",
+    "trapezoid_weights",
+]
+
+
+def check_grid(x: Tensor, name: str = "grid") -> None:
+    """Raise ``ValueError`` unless ``x`` is a finite, strictly increasing 1-D grid of >= 2 points."""
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {tuple(x.shape)}")
+    if x.numel() < 2:
+        raise ValueError(f"{name} needs at least 2 points, got {x.numel()}")
+    check_finite(x, name)
+    steps = torch.diff(x)
+    if not bool((steps > 0).all()):
+        first_bad = int(torch.nonzero(steps <= 0)[0])
+        raise ValueError(
+            f"{name} must be strictly increasing; x[{first_bad + 1}] = {float(x[first_bad + 1])} "
+            f"does not exceed x[{first_bad}] = {float(x[first_bad])}"
+        )
+
+
+def trapezoid_weights(x: Tensor) -> Tensor:
+    """Trapezoid weights: half of each neighbouring cell, ``(x[i+1] - x[i-1]) / 2`` inside."""
+    check_grid(x)
+    cells = torch.diff(x)  # (n - 1,)
+    weights = torch.zeros_like(x)
+    weights[:-1] += cells / 2
+    weights[1:] += cells / 2
+    return weights
+
+
+def riemann_weights(x: Tensor, side: Literal["left", "right"] = "left") -> Tensor:
+    """One-sided Riemann weights: each cell's width goes to its left (or right) end point."""
+    check_grid(x)
+    cells = torch.diff(x)  # (n - 1,)
+    weights = torch.zeros_like(x)
+    if side == "left":
+        weights[:-1] = cells
+    elif side == "right":
+        weights[1:] = cells
+    else:
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    return weights
+
+
+def quadrature_weights(x: Tensor, rule: QuadratureRule = "trapezoid") -> Tensor:
+    """Weights of the named rule on grid ``x``."""
+    if rule == "trapezoid":
+        return trapezoid_weights(x)
+    if rule == "riemann_left":
+        return riemann_weights(x, "left")
+    if rule == "riemann_right":
+        return riemann_weights(x, "right")
+    raise ValueError(f"unknown quadrature rule {rule!r}; choose trapezoid, riemann_left or riemann_right")
+
+
+def cell_volume_weights(*axes: Tensor, rule: QuadratureRule = "trapezoid") -> Tensor:
+    """Tensor-product weights on the grid ``axes[0] x axes[1] x ...``, flattened row-major.
+
+    The result has ``prod(len(a) for a in axes)`` entries, ordered like ``u.reshape(-1)`` for
+    ``u`` of shape ``(len(axes[0]), len(axes[1]), ...)``: a multi-dimensional integral is
+    one more row of the same constraint, so the update needs no special case for it.
+    """
+    if not axes:
+        raise ValueError("cell_volume_weights needs at least one axis")
+    weights = quadrature_weights(axes[0], rule)
+    for axis in axes[1:]:
+        weights = torch.outer(weights, quadrature_weights(axis, rule)).reshape(-1)
+    return weights
