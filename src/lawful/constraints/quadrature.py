@@ -30,7 +30,7 @@ __all__ = [
 
 
 def check_grid(x: Tensor, name: str = "grid") -> None:
-    """Raise ``ValueError`` unless ``x`` is a finite, strictly increasing 1-D grid of >= 2 points."""
+    """Raise ``ValueError`` unless ``x`` is a finite, strictly increasing 1-D grid (>= 2 points)."""
     if x.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {tuple(x.shape)}")
     if x.numel() < 2:
@@ -77,7 +77,9 @@ def quadrature_weights(x: Tensor, rule: QuadratureRule = "trapezoid") -> Tensor:
         return riemann_weights(x, "left")
     if rule == "riemann_right":
         return riemann_weights(x, "right")
-    raise ValueError(f"unknown quadrature rule {rule!r}; choose trapezoid, riemann_left or riemann_right")
+    raise ValueError(
+        f"unknown quadrature rule {rule!r}; choose trapezoid, riemann_left or riemann_right"
+    )
 
 
 def cell_volume_weights(*axes: Tensor, rule: QuadratureRule = "trapezoid") -> Tensor:

@@ -1,0 +1,285 @@
+"""Gaussian beliefs over values on a grid.
+
+A belief is ``u ~ N(mean, covariance)`` with the grid points on the last axis of ``mean``
+(``(..., n)``; leading axes are batch axes: functions, times, latent samples). A
+multi-dimensional grid is flattened row-major onto that axis, so every operation below works
+unchanged for it.
+
+The covariance keeps whatever structure it has, because the structure decides the cost:
+
+- :class:`DiagonalCovariance` ``diag(d)``: what neural processes predict. O(n) memory.
+- :class:`LowRankCovariance` ``diag(d) + F C F^T`` with ``F`` of shape ``(n, r)`` and a small
+  symmetric ``core`` ``C`` (``(r, r)``, not necessarily positive): what a diagonal prior becomes
+  after conditioning on ``r`` linear constraints (then ``C = -Q^-1``). O(n r) memory.
+- :class:`DenseCovariance`: what a Gaussian process predicts. O(n^2) memory.
+
+Every covariance answers the two questions conditioning asks, ``G Sigma`` for a few rows ``G``
+(:meth:`Covariance.left_multiply`) and ``Sigma - A^T M A`` (:meth:`Covariance.downdate`),
+without ever forming an ``n x n`` matrix unless it already is one.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lawful.constraints._checks import check_finite, check_nonnegative
+
+__all__ = [
+    "Covariance",
+    "DenseCovariance",
+    "DiagonalCovariance",
+    "GaussianBelief",
+    "LowRankCovariance",
+]
+
+
+class Covariance(ABC):
+    """A symmetric positive semi-definite matrix over the last axis, batched over the others."""
+
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """Number of grid points ``n``."""
+
+    @property
+    @abstractmethod
+    def batch_shape(self) -> torch.Size:
+        """The leading (batch) shape."""
+
+    @abstractmethod
+    def variance(self) -> Tensor:
+        """Marginal variances, ``(..., n)``."""
+
+    @abstractmethod
+    def left_multiply(self, rows: Tensor) -> Tensor:
+        """``rows @ Sigma`` for ``rows`` of shape ``(..., k, n)``; returns ``(..., k, n)``."""
+
+    @abstractmethod
+    def downdate(self, rows_times_cov: Tensor, core: Tensor) -> Covariance:
+        """``Sigma - A^T core A`` for ``A`` ``(..., k, n)`` and ``core`` ``(..., k, k)``."""
+
+    @abstractmethod
+    def to_dense(self) -> Tensor:
+        """The full matrix ``(..., n, n)``: O(n^2) memory, for small grids and tests."""
+
+    @abstractmethod
+    def sample_noise(self, num_samples: int, generator: torch.Generator | None) -> Tensor:
+        """Zero-mean draws ``(num_samples, ..., n)`` with this covariance."""
+
+
+@dataclass(frozen=True)
+class DiagonalCovariance(Covariance):
+    diagonal: Tensor  # (..., n)
+
+    def __post_init__(self) -> None:
+        check_finite(self.diagonal, "variance")
+        check_nonnegative(self.diagonal, "variance")
+
+    @property
+    def size(self) -> int:
+        return self.diagonal.shape[-1]
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.diagonal.shape[:-1]
+
+    def variance(self) -> Tensor:
+        return self.diagonal
+
+    def left_multiply(self, rows: Tensor) -> Tensor:
+        return rows * self.diagonal.unsqueeze(-2)  # (..., k, n)
+
+    def downdate(self, rows_times_cov: Tensor, core: Tensor) -> LowRankCovariance:
+        factor = rows_times_cov.transpose(-1, -2)  # (..., n, k)
+        return LowRankCovariance(self.diagonal, factor, -core)
+
+    def to_dense(self) -> Tensor:
+        return torch.diag_embed(self.diagonal)
+
+    def sample_noise(self, num_samples: int, generator: torch.Generator | None) -> Tensor:
+        shape = (num_samples, *self.diagonal.shape)
+        standard = torch.randn(shape, generator=generator, dtype=self.diagonal.dtype)
+        return standard.to(self.diagonal.device) * self.diagonal.sqrt()
+
+
+@dataclass(frozen=True)
+class LowRankCovariance(Covariance):
+    """``diag(diagonal) + factor @ core @ factor^T``."""
+
+    diagonal: Tensor  # (..., n)
+    factor: Tensor  # (..., n, r)
+    core: Tensor  # (..., r, r), symmetric
+
+    def __post_init__(self) -> None:
+        check_nonnegative(self.diagonal, "variance")
+        if self.factor.shape[-2] != self.diagonal.shape[-1]:
+            raise ValueError(
+                f"low-rank factor has {self.factor.shape[-2]} rows but the diagonal has "
+                f"{self.diagonal.shape[-1]} entries"
+            )
+        rank = self.factor.shape[-1]
+        if self.core.shape[-2:] != (rank, rank):
+            raise ValueError(f"core must be ({rank}, {rank}), got {tuple(self.core.shape[-2:])}")
+
+    @property
+    def size(self) -> int:
+        return self.diagonal.shape[-1]
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return torch.broadcast_shapes(
+            self.diagonal.shape[:-1], self.factor.shape[:-2], self.core.shape[:-2]
+        )
+
+    @property
+    def rank(self) -> int:
+        return self.factor.shape[-1]
+
+    def variance(self) -> Tensor:
+        low_rank_part = ((self.factor @ self.core) * self.factor).sum(-1)  # (..., n)
+        # A downdated variance is exactly >= 0; rounding can leave -1e-17 where it is pinned.
+        return (self.diagonal + low_rank_part).clamp_min(0)
+
+    def left_multiply(self, rows: Tensor) -> Tensor:
+        through_factor = rows @ self.factor @ self.core  # (..., k, r)
+        return rows * self.diagonal.unsqueeze(-2) + through_factor @ self.factor.transpose(-1, -2)
+
+    def downdate(self, rows_times_cov: Tensor, core: Tensor) -> LowRankCovariance:
+        # Sigma - A^T M A = diag(d) + [F, A^T] blockdiag(C, -M) [F, A^T]^T: the rank grows by k.
+        batch = torch.broadcast_shapes(self.batch_shape, rows_times_cov.shape[:-2], core.shape[:-2])
+        old_factor = self.factor.expand(*batch, *self.factor.shape[-2:])
+        new_factor = rows_times_cov.transpose(-1, -2).expand(*batch, self.size, -1)
+        old_core = self.core.expand(*batch, self.rank, self.rank)
+        new_core = core.expand(*batch, *core.shape[-2:])
+        return LowRankCovariance(
+            self.diagonal,
+            torch.cat([old_factor, new_factor], dim=-1),  # (..., n, r + k)
+            _block_diagonal(old_core, -new_core),  # (..., r + k, r + k)
+        )
+
+    def to_dense(self) -> Tensor:
+        return torch.diag_embed(self.diagonal) + self.factor @ self.core @ self.factor.transpose(
+            -1, -2
+        )
+
+    def sample_noise(self, num_samples: int, generator: torch.Generator | None) -> Tensor:
+        # The core of a posterior is negative (a downdate), so there is no cheap square root of
+        # the sum: draw from the dense matrix. For posteriors of a diagonal prior prefer
+        # lawful.constraints.update.sample_posterior, which draws in O(n k).
+        return _sample_dense(self.to_dense(), num_samples, generator)
+
+
+@dataclass(frozen=True)
+class DenseCovariance(Covariance):
+    matrix: Tensor  # (..., n, n)
+
+    def __post_init__(self) -> None:
+        if self.matrix.ndim < 2 or self.matrix.shape[-1] != self.matrix.shape[-2]:
+            raise ValueError(
+                f"covariance matrix must be square, got shape {tuple(self.matrix.shape)}"
+            )
+        check_finite(self.matrix, "covariance")
+        check_nonnegative(torch.diagonal(self.matrix, dim1=-2, dim2=-1), "variance")
+
+    @property
+    def size(self) -> int:
+        return self.matrix.shape[-1]
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.matrix.shape[:-2]
+
+    def variance(self) -> Tensor:
+        return torch.diagonal(self.matrix, dim1=-2, dim2=-1).clamp_min(0)
+
+    def left_multiply(self, rows: Tensor) -> Tensor:
+        return rows @ self.matrix
+
+    def downdate(self, rows_times_cov: Tensor, core: Tensor) -> DenseCovariance:
+        update = rows_times_cov.transpose(-1, -2) @ core @ rows_times_cov  # (..., n, n)
+        downdated = self.matrix - update
+        return DenseCovariance((downdated + downdated.transpose(-1, -2)) / 2)
+
+    def to_dense(self) -> Tensor:
+        return self.matrix
+
+    def sample_noise(self, num_samples: int, generator: torch.Generator | None) -> Tensor:
+        return _sample_dense(self.matrix, num_samples, generator)
+
+
+def _block_diagonal(upper: Tensor, lower: Tensor) -> Tensor:
+    """Batched ``blockdiag(upper, lower)`` for ``(..., a, a)`` and ``(..., b, b)``."""
+    a, b = upper.shape[-1], lower.shape[-1]
+    zeros_ab = upper.new_zeros(*upper.shape[:-2], a, b)
+    top = torch.cat([upper, zeros_ab], dim=-1)  # (..., a, a + b)
+    bottom = torch.cat([zeros_ab.transpose(-1, -2), lower], dim=-1)  # (..., b, a + b)
+    return torch.cat([top, bottom], dim=-2)
+
+
+def _sample_dense(matrix: Tensor, num_samples: int, generator: torch.Generator | None) -> Tensor:
+    """Draws with covariance ``matrix`` via a symmetric square root (valid when it is singular)."""
+    eigenvalues, eigenvectors = torch.linalg.eigh(matrix.double())  # (..., n), (..., n, n)
+    root = eigenvectors * eigenvalues.clamp_min(0).sqrt().unsqueeze(-2)  # (..., n, n)
+    standard = torch.randn(
+        (num_samples, *matrix.shape[:-1]), generator=generator, dtype=torch.float64
+    ).to(matrix.device)
+    return (root @ standard.unsqueeze(-1)).squeeze(-1).to(matrix.dtype)  # (samples, ..., n)
+
+
+@dataclass(frozen=True)
+class GaussianBelief:
+    """``u ~ N(mean, covariance)`` over the last axis of ``mean``."""
+
+    mean: Tensor  # (..., n)
+    covariance: Covariance
+
+    def __post_init__(self) -> None:
+        check_finite(self.mean, "mean")
+        if self.mean.shape[-1] != self.covariance.size:
+            raise ValueError(
+                f"mean has {self.mean.shape[-1]} grid points but the covariance has "
+                f"{self.covariance.size}"
+            )
+        try:
+            torch.broadcast_shapes(self.mean.shape[:-1], self.covariance.batch_shape)
+        except RuntimeError as error:
+            raise ValueError(
+                f"mean batch shape {tuple(self.mean.shape[:-1])} does not broadcast with "
+                f"covariance batch shape {tuple(self.covariance.batch_shape)}"
+            ) from error
+
+    @classmethod
+    def diagonal(cls, mean: Tensor, variance: Tensor) -> GaussianBelief:
+        """A belief with independent grid values (what a neural process predicts)."""
+        if mean.shape != variance.shape:
+            raise ValueError(
+                f"mean and variance shapes differ: {tuple(mean.shape)} vs {tuple(variance.shape)}"
+            )
+        return cls(mean, DiagonalCovariance(variance))
+
+    @classmethod
+    def dense(cls, mean: Tensor, covariance: Tensor) -> GaussianBelief:
+        return cls(mean, DenseCovariance(covariance))
+
+    def variance(self) -> Tensor:
+        """Marginal variances, ``(..., n)``."""
+        return self.covariance.variance()
+
+    def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draws ``(num_samples, ..., n)`` from the belief."""
+        return self.mean + self.covariance.sample_noise(num_samples, generator)
+
+    def log_likelihood(self, values: Tensor) -> Tensor:
+        """Mean over grid points of the marginal Gaussian log-density of ``values``; ``(...)``.
+
+        This is the LL of the ProbConserv paper: pointwise, not the joint density.
+        """
+        variance = self.variance()
+        squared_error = (values - self.mean) ** 2
+        log_density = -0.5 * (torch.log(2 * math.pi * variance) + squared_error / variance)
+        return log_density.mean(-1)

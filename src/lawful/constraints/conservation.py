@@ -1,0 +1,99 @@
+"""Linear constraints ``G u = b`` and the conservation laws that produce them.
+
+The integral form of a conservation law, discretised like a finite-volume method, says that
+quadrature of ``u(t, .)`` equals the total mass ``U(t)``: one row of ``G`` (the quadrature
+weights) per time slice. ``U(t)`` comes either from the problem (an exact formula) or from the
+boundary fluxes, ``U(t) = U(0) - integral_0^t (F(right) - F(left)) ds``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lawful.constraints._checks import check_finite, check_nonnegative
+from lawful.constraints.quadrature import QuadratureRule, check_grid, quadrature_weights
+
+__all__ = ["LinearConstraint", "mass_constraint", "mass_from_boundary_flux"]
+
+
+@dataclass(frozen=True)
+class LinearConstraint:
+    """``weights @ u = values`` observed with Gaussian noise of variance ``noise_variance``.
+
+    ``weights`` ``(..., k, n)``: k constraint rows over n grid points; ``values`` ``(..., k)``;
+    ``noise_variance`` broadcastable to ``(..., k)``, zero for a constraint that must hold
+    exactly. Leading axes broadcast against the belief's batch axes, so one row of quadrature
+    weights ``(1, n)`` serves every function, time and latent sample.
+    """
+
+    weights: Tensor  # (..., k, n)
+    values: Tensor  # (..., k)
+    noise_variance: Tensor | float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.weights.ndim < 2:
+            raise ValueError(
+                f"constraint weights must be (..., k, n), got shape {tuple(self.weights.shape)}; "
+                "use weights.unsqueeze(0) for a single row"
+            )
+        if self.values.ndim < 1 or self.values.shape[-1] != self.weights.shape[-2]:
+            raise ValueError(
+                f"constraint values must end in k = {self.weights.shape[-2]} (one per row), "
+                f"got shape {tuple(self.values.shape)}"
+            )
+        check_finite(self.weights, "constraint weights")
+        check_finite(self.values, "constraint values")
+        noise = torch.as_tensor(self.noise_variance)
+        check_finite(noise, "constraint noise variance")
+        check_nonnegative(noise, "constraint noise variance")
+
+    @property
+    def num_rows(self) -> int:
+        return self.weights.shape[-2]
+
+    def residual(self, u: Tensor) -> Tensor:
+        """``values - weights @ u`` for ``u`` of shape ``(..., n)``; returns ``(..., k)``."""
+        return self.values - torch.einsum("...kn,...n->...k", self.weights, u)
+
+
+def mass_constraint(
+    grid: Tensor,
+    total_mass: Tensor,
+    rule: QuadratureRule = "trapezoid",
+    noise_variance: Tensor | float = 0.0,
+) -> LinearConstraint:
+    """ "Quadrature of u on ``grid`` equals ``total_mass``", one row per entry of ``total_mass``.
+
+    ``grid`` ``(n,)``; ``total_mass`` ``(...)`` (e.g. ``(functions, times)``). The weights are
+    shared by all rows, so they are stored once as ``(1, n)`` and broadcast.
+    """
+    check_grid(grid, "constraint grid")
+    weights = quadrature_weights(grid, rule).to(total_mass.dtype).unsqueeze(0)  # (1, n)
+    return LinearConstraint(weights, total_mass.unsqueeze(-1), noise_variance)
+
+
+def mass_from_boundary_flux(
+    initial_mass: Tensor, times: Tensor, flux_left: Tensor, flux_right: Tensor
+) -> Tensor:
+    """Total mass over time from the boundary fluxes of ``u_t + F_x = 0``.
+
+    ``U(t_j) = U(t_0) - int_{t_0}^{t_j} (F(right) - F(left)) dt`` by the trapezoid rule in time.
+    ``initial_mass`` ``(...)``; ``times`` ``(T,)`` increasing; fluxes ``(..., T)``.
+    Returns ``(..., T)``.
+    """
+    check_grid(times, "flux times")
+    if flux_left.shape[-1] != times.numel() or flux_right.shape[-1] != times.numel():
+        raise ValueError(
+            f"fluxes must end in T = {times.numel()} (one per time), got "
+            f"{tuple(flux_left.shape)} and {tuple(flux_right.shape)}"
+        )
+    net_outflow = flux_right - flux_left  # (..., T)
+    steps = torch.diff(times).to(net_outflow.dtype)  # (T - 1,)
+    increments = 0.5 * (net_outflow[..., 1:] + net_outflow[..., :-1]) * steps  # (..., T - 1)
+    outflow_so_far = torch.cat(
+        [torch.zeros_like(net_outflow[..., :1]), increments.cumsum(-1)], dim=-1
+    )  # (..., T)
+    return initial_mass.unsqueeze(-1) - outflow_so_far

@@ -1,0 +1,279 @@
+"""The ProbConserv update, checked against the dense textbook formula and its exact properties.
+
+Every covariance kind passes the same battery (a diagonal prior is what neural processes give,
+a dense one what Gaussian processes give, a low-rank one what a previous update leaves).
+"""
+
+import pytest
+import torch
+
+from lawful.beliefs import DenseCovariance, GaussianBelief, LowRankCovariance
+from lawful.constraints.conservation import (
+    LinearConstraint,
+    mass_constraint,
+    mass_from_boundary_flux,
+)
+from lawful.constraints.update import (
+    ConstraintError,
+    condition,
+    constrained_log_likelihood,
+    project_identity,
+    sample_posterior,
+)
+
+N = 12
+
+
+def _random_belief(kind: str, batch=(3,), n=N, dtype=torch.float64, seed=0) -> GaussianBelief:
+    generator = torch.Generator().manual_seed(seed)
+    mean = torch.randn(*batch, n, generator=generator, dtype=dtype)
+    variance = torch.rand(*batch, n, generator=generator, dtype=dtype) + 0.1
+    if kind == "diagonal":
+        return GaussianBelief.diagonal(mean, variance)
+    factor = torch.randn(*batch, n, 2, generator=generator, dtype=dtype)
+    if kind == "low_rank":
+        core = torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=dtype).expand(*batch, 2, 2)
+        return GaussianBelief(mean, LowRankCovariance(variance, factor, core))
+    dense = torch.diag_embed(variance) + factor @ factor.transpose(-1, -2)
+    return GaussianBelief.dense(mean, dense)
+
+
+def _random_constraint(batch=(3,), n=N, k=2, noise=0.0, dtype=torch.float64, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    weights = torch.rand(*batch, k, n, generator=generator, dtype=dtype)
+    values = torch.randn(*batch, k, generator=generator, dtype=dtype)
+    return LinearConstraint(weights, values, noise)
+
+
+def _textbook_posterior(belief, constraint):
+    """mu + Sigma G^T (G Sigma G^T + S)^-1 (b - G mu), Sigma - Sigma G^T (...)^-1 G Sigma, densely."""
+    sigma = belief.covariance.to_dense()
+    g = constraint.weights
+    noise = constraint.noise_variance * torch.eye(g.shape[-2], dtype=sigma.dtype)
+    q = g @ sigma @ g.transpose(-1, -2) + noise
+    gain = sigma @ g.transpose(-1, -2) @ torch.linalg.inv(q)  # (..., n, k)
+    residual = constraint.values - (g @ belief.mean.unsqueeze(-1)).squeeze(-1)
+    mean = belief.mean + (gain @ residual.unsqueeze(-1)).squeeze(-1)
+    return mean, sigma - gain @ g @ sigma
+
+
+KINDS = ["diagonal", "low_rank", "dense"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_matches_dense_textbook_formula(kind, noise):
+    belief, constraint = _random_belief(kind), _random_constraint(noise=noise)
+    posterior = condition(belief, constraint)
+    expected_mean, expected_cov = _textbook_posterior(belief, constraint)
+    torch.testing.assert_close(posterior.mean, expected_mean, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(posterior.covariance.to_dense(), expected_cov, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(posterior.variance(), torch.diagonal(expected_cov, dim1=-2, dim2=-1))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exact_constraint_holds_to_round_off(kind):
+    belief, constraint = _random_belief(kind), _random_constraint()
+    posterior = condition(belief, constraint)
+    assert constraint.residual(posterior.mean).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_posterior_is_psd_and_variance_never_grows(kind):
+    belief = _random_belief(kind)
+    for noise in (0.0, 1e-3, 1.0):
+        posterior = condition(belief, _random_constraint(noise=noise))
+        eigenvalues = torch.linalg.eigvalsh(posterior.covariance.to_dense())
+        assert eigenvalues.min() > -1e-10
+        assert (posterior.variance() <= belief.variance() + 1e-12).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_applying_twice_changes_nothing(kind):
+    constraint = _random_constraint()
+    once = condition(_random_belief(kind), constraint)
+    twice = condition(once, constraint)
+    torch.testing.assert_close(twice.mean, once.mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        twice.covariance.to_dense(), once.covariance.to_dense(), rtol=0, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batched_equals_looped(kind):
+    belief, constraint = _random_belief(kind), _random_constraint()
+    batched = condition(belief, constraint)
+    for i in range(3):
+        single_belief = _random_belief(kind)
+        single = condition(
+            GaussianBelief(single_belief.mean[i], _index_covariance(single_belief.covariance, i)),
+            LinearConstraint(constraint.weights[i], constraint.values[i]),
+        )
+        torch.testing.assert_close(single.mean, batched.mean[i])
+        torch.testing.assert_close(single.variance(), batched.variance()[i])
+
+
+def _index_covariance(covariance, i):
+    if isinstance(covariance, DenseCovariance):
+        return DenseCovariance(covariance.matrix[i])
+    if isinstance(covariance, LowRankCovariance):
+        return LowRankCovariance(covariance.diagonal[i], covariance.factor[i], covariance.core[i])
+    return type(covariance)(covariance.diagonal[i])
+
+
+def test_float32_agrees_with_float64():
+    belief64, constraint64 = _random_belief("diagonal"), _random_constraint()
+    belief32 = GaussianBelief.diagonal(belief64.mean.float(), belief64.variance().float())
+    constraint32 = LinearConstraint(constraint64.weights.float(), constraint64.values.float())
+    posterior32 = condition(belief32, constraint32)
+    posterior64 = condition(belief64, constraint64)
+    torch.testing.assert_close(posterior32.mean.double(), posterior64.mean, rtol=1e-5, atol=1e-5)
+    assert constraint32.residual(posterior32.mean).abs().max() < 1e-5
+
+
+def test_shared_weights_broadcast_over_functions_times_and_samples():
+    # (samples, functions, times, n) beliefs, one row of weights, one mass per function and time.
+    generator = torch.Generator().manual_seed(3)
+    mean = torch.randn(4, 2, 5, N, generator=generator, dtype=torch.float64)
+    variance = torch.rand(4, 2, 5, N, generator=generator, dtype=torch.float64) + 0.1
+    grid = torch.linspace(0, 1, N, dtype=torch.float64)
+    mass = torch.randn(2, 5, generator=generator, dtype=torch.float64)
+    constraint = mass_constraint(grid, mass)
+    posterior = condition(GaussianBelief.diagonal(mean, variance), constraint)
+    assert constraint.residual(posterior.mean).abs().max() < 1e-12
+    slice_posterior = condition(
+        GaussianBelief.diagonal(mean[1, 0, 2], variance[1, 0, 2]), mass_constraint(grid, mass[0, 2])
+    )
+    torch.testing.assert_close(slice_posterior.mean, posterior.mean[1, 0, 2])
+
+
+def test_correction_goes_where_the_model_is_unsure():
+    mean = torch.zeros(N, dtype=torch.float64)
+    variance = torch.full((N,), 1e-4, dtype=torch.float64)
+    variance[7] = 1.0
+    grid = torch.linspace(0, 1, N, dtype=torch.float64)
+    posterior = condition(
+        GaussianBelief.diagonal(mean, variance),
+        mass_constraint(grid, torch.tensor(1.0, dtype=torch.float64)),
+    )
+    moved = posterior.mean - mean
+    assert moved.argmax() == 7 and moved[7] > 100 * moved[0]
+    hardc = project_identity(
+        GaussianBelief.diagonal(mean, variance),
+        mass_constraint(grid, torch.tensor(1.0, dtype=torch.float64)),
+    )
+    assert hardc.mean[1:-1].std() < 1e-12  # spread evenly over the interior
+
+
+def test_hardc_is_the_update_with_identity_covariance():
+    belief, constraint = _random_belief("diagonal"), _random_constraint()
+    identity = GaussianBelief.diagonal(belief.mean, torch.ones_like(belief.mean))
+    expected_mean, _ = _textbook_posterior(identity, constraint)
+    projected = project_identity(belief, constraint)
+    torch.testing.assert_close(projected.mean, expected_mean)
+    torch.testing.assert_close(projected.variance(), belief.variance())
+    assert constraint.residual(projected.mean).abs().max() < 1e-10
+
+
+def test_gradients_pass_gradcheck():
+    generator = torch.Generator().manual_seed(5)
+    mean = torch.randn(2, 6, generator=generator, dtype=torch.float64, requires_grad=True)
+    variance = (torch.rand(2, 6, generator=generator, dtype=torch.float64) + 0.2).requires_grad_()
+    weights = torch.rand(2, 2, 6, generator=generator, dtype=torch.float64)
+    values = torch.randn(2, 2, generator=generator, dtype=torch.float64, requires_grad=True)
+
+    def posterior_moments(mean, variance, values):
+        posterior = condition(
+            GaussianBelief.diagonal(mean, variance), LinearConstraint(weights, values)
+        )
+        return posterior.mean, posterior.variance()
+
+    assert torch.autograd.gradcheck(posterior_moments, (mean, variance, values))
+
+
+def test_posterior_samples_have_posterior_moments():
+    belief = _random_belief("diagonal", batch=(), n=6)
+    constraint = _random_constraint(batch=(), n=6, k=1)
+    draws = sample_posterior(belief, constraint, 200_000, torch.Generator().manual_seed(0))
+    posterior = condition(belief, constraint)
+    assert constraint.residual(draws).abs().max() < 1e-10  # every draw conserves exactly
+    torch.testing.assert_close(draws.mean(0), posterior.mean, atol=1e-2, rtol=0)
+    torch.testing.assert_close(
+        torch.cov(draws.T), posterior.covariance.to_dense(), atol=1e-2, rtol=0
+    )
+
+
+def test_constrained_likelihood_is_the_posterior_density():
+    belief = _random_belief("diagonal", batch=(), n=5)
+    weights = torch.rand(1, 5, dtype=torch.float64)
+    target = torch.randn(5, dtype=torch.float64)
+    noise = 0.05
+    posterior = condition(belief, LinearConstraint(weights, weights @ target, noise))
+    expected = torch.distributions.MultivariateNormal(
+        posterior.mean, posterior.covariance.to_dense()
+    ).log_prob(target)
+    actual = constrained_log_likelihood(target, belief.mean, belief.variance(), weights, noise)
+    torch.testing.assert_close(actual, expected)
+
+
+def test_mass_from_boundary_flux_integrates_the_net_outflow():
+    times = torch.linspace(0, 1, 101, dtype=torch.float64)
+    # Flux 2t entering at the left (F > 0 points into the domain there), none leaving: U(t) = U0 + t^2.
+    mass = mass_from_boundary_flux(
+        torch.tensor(0.5, dtype=torch.float64), times, 2 * times, 0 * times
+    )
+    torch.testing.assert_close(mass, 0.5 + times**2)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: GaussianBelief.diagonal(torch.tensor([0.0, float("nan")]), torch.ones(2)),
+            "mean contains NaN",
+        ),
+        (
+            lambda: GaussianBelief.diagonal(torch.tensor([0.0, float("inf")]), torch.ones(2)),
+            "infinite",
+        ),
+        (
+            lambda: GaussianBelief.diagonal(torch.zeros(3), torch.tensor([1.0, -0.5, 1.0])),
+            "variance must be non-negative",
+        ),
+        (lambda: GaussianBelief.diagonal(torch.zeros(3), torch.ones(4)), "shapes differ"),
+        (lambda: LinearConstraint(torch.ones(1, 3), torch.ones(2)), "one per row"),
+        (
+            lambda: LinearConstraint(torch.ones(1, 3), torch.ones(1), -1.0),
+            "noise variance must be non-negative",
+        ),
+        (lambda: LinearConstraint(torch.ones(3), torch.ones(1)), r"\(\.\.\., k, n\)"),
+        (
+            lambda: mass_constraint(torch.tensor([0.0, 2.0, 1.0]), torch.tensor(1.0)),
+            "strictly increasing",
+        ),
+        (
+            lambda: condition(
+                GaussianBelief.diagonal(torch.zeros(3), torch.ones(3)),
+                LinearConstraint(torch.ones(1, 4), torch.ones(1)),
+            ),
+            "4 grid points",
+        ),
+    ],
+)
+def test_bad_input_is_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_impossible_constraint_is_an_error():
+    belief = GaussianBelief.diagonal(
+        torch.zeros(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+    )
+    constraint = LinearConstraint(
+        torch.ones(1, 4, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+    )
+    with pytest.raises(ConstraintError, match="cannot be met"):
+        condition(belief, constraint)
+    # With constraint noise the same prior is simply unmoved: the noise explains the defect.
+    posterior = condition(belief, LinearConstraint(constraint.weights, constraint.values, 0.1))
+    torch.testing.assert_close(posterior.mean, belief.mean)
