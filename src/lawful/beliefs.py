@@ -96,7 +96,7 @@ class DiagonalCovariance(Covariance):
 
     def downdate(self, rows_times_cov: Tensor, core: Tensor) -> LowRankCovariance:
         factor = rows_times_cov.transpose(-1, -2)  # (..., n, k)
-        return LowRankCovariance(self.diagonal, factor, -core)
+        return LowRankCovariance.trusted(self.diagonal, factor, -core)
 
     def to_dense(self) -> Tensor:
         return torch.diag_embed(self.diagonal)
@@ -140,10 +140,23 @@ class LowRankCovariance(Covariance):
     def rank(self) -> int:
         return self.factor.shape[-1]
 
+    @classmethod
+    def trusted(cls, diagonal: Tensor, factor: Tensor, core: Tensor) -> LowRankCovariance:
+        """Construct without the input checks (see :meth:`GaussianBelief.trusted`)."""
+        covariance = object.__new__(cls)
+        for name, value in (("diagonal", diagonal), ("factor", factor), ("core", core)):
+            object.__setattr__(covariance, name, value)
+        return covariance
+
     def variance(self) -> Tensor:
-        low_rank_part = ((self.factor @ self.core) * self.factor).sum(-1)  # (..., n)
+        if self.rank == 1:  # the common case (one constraint row): one fused pass
+            factor = self.factor[..., 0]  # (..., n)
+            variance = torch.addcmul(self.diagonal, factor, factor * self.core[..., 0])
+        else:
+            low_rank_part = ((self.factor @ self.core) * self.factor).sum(-1)  # (..., n)
+            variance = self.diagonal + low_rank_part
         # A downdated variance is exactly >= 0; rounding can leave -1e-17 where it is pinned.
-        return (self.diagonal + low_rank_part).clamp_min(0)
+        return variance.clamp_min_(0)
 
     def left_multiply(self, rows: Tensor) -> Tensor:
         through_factor = rows @ self.factor @ self.core  # (..., k, r)
@@ -156,7 +169,7 @@ class LowRankCovariance(Covariance):
         new_factor = rows_times_cov.transpose(-1, -2).expand(*batch, self.size, -1)
         old_core = self.core.expand(*batch, self.rank, self.rank)
         new_core = core.expand(*batch, *core.shape[-2:])
-        return LowRankCovariance(
+        return LowRankCovariance.trusted(
             self.diagonal,
             torch.cat([old_factor, new_factor], dim=-1),  # (..., n, r + k)
             _block_diagonal(old_core, -new_core),  # (..., r + k, r + k)
@@ -252,6 +265,18 @@ class GaussianBelief:
                 f"mean batch shape {tuple(self.mean.shape[:-1])} does not broadcast with "
                 f"covariance batch shape {tuple(self.covariance.batch_shape)}"
             ) from error
+
+    @classmethod
+    def trusted(cls, mean: Tensor, covariance: Covariance) -> GaussianBelief:
+        """Construct without the input checks: for results of lawful's own operations.
+
+        The checks read every value once; on a large grid that costs as much as the update
+        itself, and results computed from checked inputs need no second look.
+        """
+        belief = object.__new__(cls)
+        object.__setattr__(belief, "mean", mean)
+        object.__setattr__(belief, "covariance", covariance)
+        return belief
 
     @classmethod
     def diagonal(cls, mean: Tensor, variance: Tensor) -> GaussianBelief:

@@ -61,12 +61,20 @@ def test_cell_volume_weights_integrate_in_two_dimensions():
         (torch.tensor([0.0, 1.0, 0.5]), "strictly increasing"),
         (torch.tensor([0.0, float("nan"), 1.0]), "NaN"),
         (torch.tensor([1.0]), "at least 2"),
-        (torch.zeros(2, 3), "one-dimensional"),
+        (torch.zeros(2, 3), "strictly increasing"),  # a batch of two constant grids
     ],
 )
 def test_bad_grids_are_named(grid, message):
     with pytest.raises(ValueError, match=message):
         trapezoid_weights(grid)
+
+
+def test_batched_trapezoid_weights_equal_per_grid_weights():
+    grids = torch.stack([torch.linspace(0, 1, 6), _nonuniform_grid(6).float()])  # (2, 6)
+    batched = trapezoid_weights(grids)
+    torch.testing.assert_close(batched[1], trapezoid_weights(grids[1]))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        riemann_weights(grids)
 
 
 def test_unknown_rule_is_named():

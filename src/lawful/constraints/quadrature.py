@@ -14,6 +14,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from torch.nn import functional
 
 from lawful.constraints._checks import check_finite
 
@@ -29,30 +30,34 @@ __all__ = [
 ]
 
 
-def check_grid(x: Tensor, name: str = "grid") -> None:
-    """Raise ``ValueError`` unless ``x`` is a finite, strictly increasing 1-D grid (>= 2 points)."""
-    if x.ndim != 1:
+def check_grid(x: Tensor, name: str = "grid", batched: bool = False) -> None:
+    """Raise ``ValueError`` unless ``x`` is finite and strictly increasing with >= 2 points.
+
+    ``x`` is one grid ``(n,)``, or with ``batched=True`` a batch of grids ``(..., n)``.
+    """
+    if x.ndim != 1 and not (batched and x.ndim >= 1):
         raise ValueError(f"{name} must be one-dimensional, got shape {tuple(x.shape)}")
-    if x.numel() < 2:
-        raise ValueError(f"{name} needs at least 2 points, got {x.numel()}")
+    if x.shape[-1] < 2:
+        raise ValueError(f"{name} needs at least 2 points, got {x.shape[-1]}")
     check_finite(x, name)
-    steps = torch.diff(x)
+    steps = torch.diff(x, dim=-1)
     if not bool((steps > 0).all()):
-        first_bad = int(torch.nonzero(steps <= 0)[0])
+        where = tuple(int(i) for i in torch.nonzero(steps <= 0)[0])
+        after = (*where[:-1], where[-1] + 1)
         raise ValueError(
-            f"{name} must be strictly increasing; x[{first_bad + 1}] = {float(x[first_bad + 1])} "
-            f"does not exceed x[{first_bad}] = {float(x[first_bad])}"
+            f"{name} must be strictly increasing; x[{after}] = {float(x[after])} "
+            f"does not exceed x[{where}] = {float(x[where])}"
         )
 
 
 def trapezoid_weights(x: Tensor) -> Tensor:
-    """Trapezoid weights: half of each neighbouring cell, ``(x[i+1] - x[i-1]) / 2`` inside."""
-    check_grid(x)
-    cells = torch.diff(x)  # (n - 1,)
-    weights = torch.zeros_like(x)
-    weights[:-1] += cells / 2
-    weights[1:] += cells / 2
-    return weights
+    """Trapezoid weights: half of each neighbouring cell, ``(x[i+1] - x[i-1]) / 2`` inside.
+
+    ``x`` is ``(n,)`` or a batch of grids ``(..., n)``; the weights have its shape.
+    """
+    check_grid(x, batched=True)
+    half_cells = torch.diff(x, dim=-1) / 2  # (..., n - 1)
+    return functional.pad(half_cells, (0, 1)) + functional.pad(half_cells, (1, 0))
 
 
 def riemann_weights(x: Tensor, side: Literal["left", "right"] = "left") -> Tensor:

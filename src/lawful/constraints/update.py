@@ -19,11 +19,12 @@ replaced by the identity, the model's covariance left as it was.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from lawful.beliefs import GaussianBelief
+from lawful.beliefs import DiagonalCovariance, GaussianBelief
 from lawful.constraints.conservation import LinearConstraint
 
 __all__ = [
@@ -50,11 +51,11 @@ def condition(belief: GaussianBelief, constraint: LinearConstraint) -> GaussianB
         gram,
         residual,
         constraint.noise_variance,
-        _gram_scale(belief, weights),
-        _value_scale(constraint, belief.mean),
+        _gram_scale(belief, weights, gram),
+        lambda: _value_scale(constraint, belief.mean),
     )
-    mean = belief.mean + torch.einsum("...kn,...k->...n", rows_times_cov, coefficients)
-    return GaussianBelief(mean, belief.covariance.downdate(rows_times_cov, gram_inverse))
+    mean = _add_rows(belief.mean, rows_times_cov, coefficients)
+    return GaussianBelief.trusted(mean, belief.covariance.downdate(rows_times_cov, gram_inverse))
 
 
 def project_identity(belief: GaussianBelief, constraint: LinearConstraint) -> GaussianBelief:
@@ -67,9 +68,10 @@ def project_identity(belief: GaussianBelief, constraint: LinearConstraint) -> Ga
     gram = torch.einsum("...kn,...jn->...kj", weights, weights)  # (..., k, k)
     residual = constraint.residual(belief.mean)  # (..., k)
     scale = weights.square().sum(-1)  # (..., k)
-    _, coefficients = _solve_gram(gram, residual, 0.0, scale, _value_scale(constraint, belief.mean))
-    mean = belief.mean + torch.einsum("...kn,...k->...n", weights, coefficients)
-    return GaussianBelief(mean, belief.covariance)
+    _, coefficients = _solve_gram(
+        gram, residual, 0.0, scale, lambda: _value_scale(constraint, belief.mean)
+    )
+    return GaussianBelief.trusted(_add_rows(belief.mean, weights, coefficients), belief.covariance)
 
 
 def sample_posterior(
@@ -89,19 +91,19 @@ def sample_posterior(
     rows_times_cov = prior.covariance.left_multiply(weights)  # (..., k, n)
     gram = torch.einsum("...kn,...jn->...kj", rows_times_cov, weights)  # (..., k, k)
     draws = prior.sample(num_samples, generator)  # (samples, ..., n)
-    noise_variance = torch.as_tensor(constraint.noise_variance, dtype=draws.dtype)
-    observation_noise = noise_variance.sqrt() * torch.randn(
-        (num_samples, *constraint.values.shape), generator=generator, dtype=draws.dtype
-    )  # (samples, ..., k)
-    residual = constraint.residual(draws) - observation_noise  # (samples, ..., k)
+    residual = constraint.residual(draws)  # (samples, ..., k)
+    noise_std = torch.as_tensor(constraint.noise_variance, dtype=draws.dtype).sqrt()
+    residual = residual - noise_std * torch.randn(
+        residual.shape, generator=generator, dtype=draws.dtype
+    ).to(draws.device)
     _, coefficients = _solve_gram(
         gram,
         residual,
         constraint.noise_variance,
-        _gram_scale(prior, weights),
-        _value_scale(constraint, draws),
+        _gram_scale(prior, weights, gram),
+        lambda: _value_scale(constraint, draws),
     )
-    return draws + torch.einsum("...kn,s...k->s...n", rows_times_cov, coefficients)
+    return _add_rows(draws, rows_times_cov, coefficients)
 
 
 def constrained_log_likelihood(
@@ -160,9 +162,24 @@ def _check_compatible(belief: GaussianBelief, constraint: LinearConstraint) -> N
         )
 
 
-def _gram_scale(belief: GaussianBelief, weights: Tensor) -> Tensor:
-    """``sum_n G_kn^2 var_n`` ``(..., k)``: the scale of ``Q``'s diagonal, for tolerances."""
+def _gram_scale(belief: GaussianBelief, weights: Tensor, gram: Tensor) -> Tensor:
+    """``sum_n G_kn^2 var_n`` ``(..., k)``: the scale of ``Q``'s diagonal, for tolerances.
+
+    For a diagonal covariance that is ``Q``'s diagonal itself (no cancellation can occur).
+    """
+    if isinstance(belief.covariance, DiagonalCovariance):
+        return torch.diagonal(gram, dim1=-2, dim2=-1)
     return torch.einsum("...kn,...n->...k", weights.square(), belief.covariance.variance())
+
+
+def _add_rows(base: Tensor, rows: Tensor, coefficients: Tensor) -> Tensor:
+    """``base + coefficients @ rows`` for ``rows`` ``(..., k, n)``, ``coefficients`` ``(..., k)``.
+
+    One fused pass for a single row: on large grids the update is memory-bound.
+    """
+    if rows.shape[-2] == 1:
+        return torch.addcmul(base, rows[..., 0, :], coefficients)
+    return base + torch.einsum("...kn,...k->...n", rows, coefficients)
 
 
 def _value_scale(constraint: LinearConstraint, mean: Tensor) -> Tensor:
@@ -177,7 +194,7 @@ def _solve_gram(
     residual: Tensor,
     noise_variance: Tensor | float,
     gram_scale: Tensor,
-    value_scale: Tensor,
+    value_scale: Callable[[], Tensor],
 ) -> tuple[Tensor, Tensor]:
     """``(Q^-1, Q^-1 r)`` for ``Q = gram + S``, factorised in float64.
 
@@ -203,7 +220,7 @@ def _solve_gram(
     degenerate = (q_diagonal <= tolerance * gram_scale.double()).all(-1)  # (...)
     if bool(degenerate.any()):
         defect = residual.double().abs().amax(-1)  # (...)
-        allowed = tolerance * value_scale.double().amax(-1) + torch.finfo(dtype).tiny
+        allowed = tolerance * value_scale().double().amax(-1) + torch.finfo(dtype).tiny
         degenerate_here, defect, allowed = torch.broadcast_tensors(degenerate, defect, allowed)
         unmet = degenerate_here & (defect > allowed)
         if bool(unmet.any()):

@@ -1,1 +1,34 @@
+"""Data: point sampling for neural processes, the HDF5 dataset store, published test sets."""
 
+from lawful.data.published import PUBLISHED_TENSOR_KEYS, load_published_test_set
+from lawful.data.sampling import (
+    FunctionSets,
+    TimeSampling,
+    evaluation_grid,
+    make_function_sets,
+    sample_inputs,
+)
+from lawful.data.store import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    DatasetError,
+    StoredDataset,
+    load_dataset,
+    save_dataset,
+)
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "PUBLISHED_TENSOR_KEYS",
+    "DatasetError",
+    "FunctionSets",
+    "StoredDataset",
+    "TimeSampling",
+    "evaluation_grid",
+    "load_dataset",
+    "load_published_test_set",
+    "make_function_sets",
+    "sample_inputs",
+    "save_dataset",
+]

@@ -1,1 +1,32 @@
+"""Experiment definitions: data + models + presets, one runner per family."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from lawful.experiments import conservation
+
+__all__ = ["EXPERIMENTS", "PRESET_NAMES", "run_experiment"]
+
+EXPERIMENTS: dict[str, str] = {
+    name: "conservation (ProbConserv)" for name in conservation.CONSERVATION_EXPERIMENTS
+}
+PRESET_NAMES = ("quick", "paper", "tiny")
+
+
+def run_experiment(
+    name: str,
+    preset: str,
+    out: Path,
+    device: str = "cpu",
+    seed: int = 0,
+    reference: Path | None = None,
+    stages: tuple[str, ...] = ("data", "train", "evaluate"),
+    progress: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict | None:
+    """Run ``stages`` of experiment ``name``; returns the metrics when it evaluated."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
+    return conservation.run(name, preset, out, device, seed, reference, stages, progress, log)

@@ -1,0 +1,582 @@
+"""Conservation experiments (ProbConserv): data -> black boxes -> conservation update -> report.
+
+One definition serves the five problems of the generalized porous-medium family and the paper's
+appendix (``heat``, ``pme``, ``stefan``, ``advection``, ``burgers``). The stages are separate
+functions so the command line can run them alone; each writes into the output folder and is
+skipped when its output is already there (a rerun resumes instead of starting over).
+
+Methods compared (names as the paper writes them):
+
+- ``ANP``: the attentive neural process trained on the ELBO;
+- ``SoftC-ANP``: the ANP trained with the PDE residual as a penalty;
+- ``HardC-ANP``: the ANP's mean projected onto the constraint with an identity covariance;
+- ``ProbConserv-ANP``: the ANP's Gaussian conditioned on the constraint (zero constraint noise);
+- ``GP`` and ``ProbConserv-GP``: an exact GP on the context points, before and after the update.
+
+The update is applied to each latent sample's Gaussian; the samples are then combined.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from lawful.beliefs import GaussianBelief
+from lawful.constraints.conservation import LinearConstraint, mass_constraint
+from lawful.constraints.quadrature import trapezoid_weights
+from lawful.constraints.update import condition, project_identity, sample_posterior
+from lawful.data.published import load_published_test_set
+from lawful.data.sampling import FunctionSets, make_function_sets
+from lawful.data.store import load_dataset, save_dataset
+from lawful.experiments.report import MetricRow, write_metrics, write_report
+from lawful.metrics import (
+    conservation_error,
+    crps_gaussian,
+    first_crossing,
+    gaussian_log_likelihood,
+    mean_squared_error,
+    summarize,
+)
+from lawful.models.anp import AttentiveNeuralProcess, combine_samples, load_published_state_dict
+from lawful.models.gp import fit_gp, gp_predict
+from lawful.pdes.conservation import ConservationProblem, get_conservation_problem
+from lawful.plots import plot_mass_over_time, plot_profiles, plot_shock_histograms
+from lawful.training.neural_process import NeuralProcessModule
+from lawful.training.trainer import TrainSettings, fit
+
+__all__ = [
+    "CONSERVATION_EXPERIMENTS",
+    "PRESETS",
+    "ConservationPreset",
+    "evaluate",
+    "generate_data",
+    "run",
+    "train",
+]
+
+CONSERVATION_EXPERIMENTS = ("heat", "pme", "stefan", "advection", "burgers")
+_ARRAY_NAMES = ("input_contexts", "output_contexts", "input_targets", "output_targets")
+ANP_FILES = {"ANP": "anp.pt", "SoftC-ANP": "pinp.pt"}
+
+
+@dataclass(frozen=True)
+class ConservationPreset:
+    num_train_functions: int
+    num_test_functions: int  # per test parameter
+    batch_size: int
+    epochs: int
+    learning_rate: float
+    hidden_dim: int
+    latent_dim: int
+    num_heads: int
+    num_eval_points: int  # x points at t*
+    num_latent_samples: int  # at t*, for the metrics
+    num_mass_samples: int  # at the other times, for the mass-over-time figure
+    num_mass_times: int  # time slices of the mass-over-time figure
+    num_shock_draws: int  # posterior draws per latent sample for the shock histogram
+    softc_weight: float
+    gp_iterations: int
+    with_gp: bool = True
+
+
+PRESETS = {
+    # Minutes on 2 CPU cores, and already shows the effect.
+    "quick": ConservationPreset(
+        num_train_functions=1000,
+        num_test_functions=20,
+        batch_size=50,
+        epochs=30,
+        learning_rate=1e-3,
+        hidden_dim=64,
+        latent_dim=64,
+        num_heads=4,
+        num_eval_points=201,
+        num_latent_samples=50,
+        num_mass_samples=10,
+        num_mass_times=11,
+        num_shock_draws=20,
+        softc_weight=1.0,
+        gp_iterations=60,
+    ),
+    # The paper's settings; meant for a GPU (--device cuda).
+    "paper": ConservationPreset(
+        num_train_functions=10_000,
+        num_test_functions=50,
+        batch_size=250,
+        epochs=500,
+        learning_rate=1e-4,
+        hidden_dim=128,
+        latent_dim=128,
+        num_heads=4,
+        num_eval_points=201,
+        num_latent_samples=100,
+        num_mass_samples=20,
+        num_mass_times=21,
+        num_shock_draws=20,
+        softc_weight=1.0,
+        gp_iterations=100,
+    ),
+    # For tests of the whole pipeline: seconds.
+    "tiny": ConservationPreset(
+        num_train_functions=16,
+        num_test_functions=3,
+        batch_size=8,
+        epochs=1,
+        learning_rate=1e-3,
+        hidden_dim=16,
+        latent_dim=16,
+        num_heads=2,
+        num_eval_points=21,
+        num_latent_samples=4,
+        num_mass_samples=2,
+        num_mass_times=3,
+        num_shock_draws=2,
+        softc_weight=1.0,
+        gp_iterations=3,
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------- data
+
+
+def generate_data(
+    problem: ConservationProblem, preset: ConservationPreset, folder: Path, seed: int
+) -> tuple[Path, Path]:
+    """Write ``train.h5`` (parameters ~ U(param_range)) and ``test.h5`` (each test parameter)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    train_params = problem.sample_params(preset.num_train_functions, generator)
+    test_params = torch.tensor(problem.test_params).repeat_interleave(preset.num_test_functions)
+    paths = []
+    for split, params in (("train", train_params), ("test", test_params)):
+        path = folder / f"{split}.h5"
+        if not path.exists():
+            sets = make_function_sets(problem, params, generator)
+            save_dataset(
+                path,
+                {name: getattr(sets, name) for name in _ARRAY_NAMES},
+                sets.params,
+                [problem.param_name],
+                problem=problem.name,
+                metadata={"split": split, "seed": seed},
+            )
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def load_function_sets(path: Path) -> FunctionSets:
+    stored = load_dataset(path)
+    return FunctionSets(*(stored.arrays[name] for name in _ARRAY_NAMES), stored.params)
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+def build_anp(preset: ConservationPreset) -> AttentiveNeuralProcess:
+    return AttentiveNeuralProcess(
+        hidden_dim=preset.hidden_dim, latent_dim=preset.latent_dim, num_heads=preset.num_heads
+    )
+
+
+def train(
+    problem: ConservationProblem,
+    preset: ConservationPreset,
+    train_sets: FunctionSets,
+    folder: Path,
+    device: str,
+    seed: int,
+    progress: bool = True,
+) -> dict[str, AttentiveNeuralProcess]:
+    """Train the ANP (ELBO) and the SoftC-ANP; their weights land in ``folder/{anp,pinp}.pt``."""
+    models = {}
+    for method, objective in (("ANP", "elbo"), ("SoftC-ANP", "softc")):
+        weights_path = folder / ANP_FILES[method]
+        model = build_anp(preset)
+        if weights_path.exists():
+            model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        else:
+            torch.manual_seed(seed)
+            module = NeuralProcessModule(
+                model,
+                problem,
+                objective=objective,
+                learning_rate=preset.learning_rate,
+                softc_weight=preset.softc_weight,
+            )
+            loader = DataLoader(
+                TensorDataset(
+                    *(getattr(train_sets, name).float() for name in (*_ARRAY_NAMES, "params"))
+                ),
+                batch_size=preset.batch_size,
+                shuffle=True,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            settings = TrainSettings(max_epochs=preset.epochs, device=device, progress=progress)
+            fit(module, loader, settings, folder / f"checkpoints-{objective}")
+            torch.save(model.state_dict(), weights_path)
+        models[method] = model.eval()
+    return models
+
+
+# ---------------------------------------------------------------------------------- evaluate
+
+
+@dataclass
+class MethodPrediction:
+    """A method's combined Gaussian on the evaluation grid, and draws for the shock histogram."""
+
+    mean: Tensor  # (B, times, X); the last time is t*
+    variance: Tensor  # (B, times, X)
+    draws: Tensor  # (draws, B, X) at t*
+
+
+def _anp_samples(
+    model: AttentiveNeuralProcess,
+    sets: FunctionSets,
+    t: float,
+    grid: Tensor,
+    num_samples: int,
+    chunk_size: int = 8,
+) -> GaussianBelief:
+    """Per-latent-sample diagonal Gaussians ``(S, B, X)`` at time ``t``, in float64.
+
+    Functions go through the model a few at a time: the decoder's activations grow like
+    samples x functions x points x hidden, gigabytes at the paper's sizes.
+    """
+    targets = torch.stack([torch.full_like(grid, t), grid], -1).float()  # (X, 2) as (t, x)
+    means, variances = [], []
+    with torch.no_grad():
+        for start in range(0, sets.params.shape[0], chunk_size):
+            chunk = slice(start, start + chunk_size)
+            context_x = sets.input_contexts[chunk].float()
+            mean, variance = model.predict(
+                context_x,
+                sets.output_contexts[chunk].float(),
+                targets.expand(context_x.shape[0], -1, -1),
+                num_samples,
+            )  # (S, chunk, X) each
+            means.append(mean)
+            variances.append(variance)
+    return GaussianBelief.diagonal(torch.cat(means, 1).double(), torch.cat(variances, 1).double())
+
+
+def _anp_predictions(
+    models: dict[str, AttentiveNeuralProcess],
+    sets: FunctionSets,
+    times: Tensor,
+    grid: Tensor,
+    true_mass: Tensor,
+    preset: ConservationPreset,
+    generator: torch.Generator,
+) -> dict[str, MethodPrediction]:
+    """ANP-family predictions at each of ``times`` (the last is t*) on ``grid``.
+
+    At t* with ``num_latent_samples`` latent draws (the metrics); earlier times with
+    ``num_mass_samples`` (only the mass of the mean is plotted there).
+    """
+    slices: dict[str, list[tuple[Tensor, Tensor]]] = {}
+    draws: dict[str, Tensor] = {}
+    for time_index, t in enumerate(tqdm(times.tolist(), desc="predict", leave=False)):
+        at_t_star = time_index == times.numel() - 1
+        num_samples = preset.num_latent_samples if at_t_star else preset.num_mass_samples
+        constraint = mass_constraint(grid, true_mass[:, time_index])  # values (B, 1)
+        for method, model in models.items():
+            torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
+            samples = _anp_samples(model, sets, t, grid, num_samples)  # (S, B, X)
+            beliefs = {method: samples}
+            if method == "ANP":
+                beliefs["HardC-ANP"] = project_identity(samples, constraint)
+                beliefs["ProbConserv-ANP"] = condition(samples, constraint)
+            for name, belief in beliefs.items():
+                slices.setdefault(name, []).append(combine_samples(belief.mean, belief.variance()))
+            if at_t_star:
+                draws |= _draws_per_method(beliefs, samples, constraint, preset, generator)
+    return {
+        name: MethodPrediction(
+            torch.stack([mean for mean, _ in per_time], 1),
+            torch.stack([variance for _, variance in per_time], 1),
+            draws[name],
+        )
+        for name, per_time in slices.items()
+    }
+
+
+def _draws_per_method(
+    beliefs: dict[str, GaussianBelief],
+    prior: GaussianBelief,
+    constraint: LinearConstraint,
+    preset: ConservationPreset,
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
+    """``num_shock_draws`` draws per latent sample from each method's belief, ``(draws, B, X)``.
+
+    ProbConserv draws from its full (low-rank-updated) posterior covariance by Matheron's rule.
+    """
+    draws = {}
+    for name, belief in beliefs.items():
+        if name.startswith("ProbConserv"):
+            sample = sample_posterior(prior, constraint, preset.num_shock_draws, generator)
+        else:
+            sample = belief.sample(preset.num_shock_draws, generator)  # (draws, S, B, X)
+        draws[name] = sample.reshape(-1, *sample.shape[-2:])
+    return draws
+
+
+def _gp_predictions(
+    sets: FunctionSets,
+    times: Tensor,
+    grid: Tensor,
+    true_mass: Tensor,
+    preset: ConservationPreset,
+    generator: torch.Generator,
+) -> dict[str, MethodPrediction]:
+    """Exact GP on the context points, and its conservation update with the full covariance."""
+    fitted = fit_gp(
+        sets.input_contexts.double(), sets.output_contexts[..., 0].double(), preset.gp_iterations
+    )
+    num_functions = sets.params.shape[0]
+    num_draws = preset.num_shock_draws * preset.num_latent_samples
+    beliefs: dict[str, list[GaussianBelief]] = {"GP": [], "ProbConserv-GP": []}
+    for time_index, t in enumerate(times.tolist()):
+        targets = torch.stack([torch.full_like(grid, t), grid], -1)  # (X, 2) as (t, x)
+        mean, covariance = gp_predict(fitted, targets.expand(num_functions, -1, -1))
+        prior = GaussianBelief.dense(mean, covariance)  # (B, X), (B, X, X)
+        constraint = mass_constraint(grid, true_mass[:, time_index])
+        beliefs["GP"].append(prior)
+        beliefs["ProbConserv-GP"].append(condition(prior, constraint))
+    draws = {
+        "GP": prior.sample(num_draws, generator),
+        "ProbConserv-GP": sample_posterior(prior, constraint, num_draws, generator),
+    }  # from the last slice, t*
+    return {
+        name: MethodPrediction(
+            torch.stack([belief.mean for belief in per_time], 1),
+            torch.stack([belief.variance() for belief in per_time], 1),
+            draws[name],
+        )
+        for name, per_time in beliefs.items()
+    }
+
+
+def _functions_at(params: Tensor, param: float) -> Tensor:
+    """Mask of the test functions with parameter ``param`` (stored in float32: compare loosely)."""
+    selected = torch.isclose(params, torch.tensor(param, dtype=params.dtype), rtol=1e-6)
+    if not bool(selected.any()):
+        raise ValueError(f"the test set has no function with parameter {param}")
+    return selected
+
+
+@dataclass
+class Evaluation:
+    rows: list[MetricRow]
+    times: Tensor  # (times,)
+    grid: Tensor  # (X,)
+    truth: Tensor  # (B, times, X)
+    true_mass: Tensor  # (B, times)
+    params: Tensor  # (B,)
+    predictions: dict[str, MethodPrediction]
+    true_shock: Tensor | None  # (B,) at t*
+
+
+def evaluate(
+    problem: ConservationProblem,
+    models: dict[str, AttentiveNeuralProcess],
+    test_sets: FunctionSets,
+    preset: ConservationPreset,
+    seed: int,
+    with_gp: bool,
+) -> Evaluation:
+    """Every method's metrics at t*, per test parameter, and the data the figures draw."""
+    generator = torch.Generator().manual_seed(seed)
+    t_lo = problem.t_domain[0]
+    grid = torch.linspace(*problem.x_domain, preset.num_eval_points, dtype=torch.float64)
+    # The last time slice is t*; earlier ones trace the mass over time.
+    times = torch.cat(
+        [
+            torch.linspace(t_lo, problem.t_domain[1], preset.num_mass_times, dtype=torch.float64)[
+                1:
+            ],
+            torch.tensor([problem.t_star], dtype=torch.float64),
+        ]
+    )
+    params = test_sets.params[:, 0].double()
+    truth = problem.solution(params[:, None, None], times[None, :, None], grid)  # (B, times, X)
+    true_mass = problem.total_mass(params[:, None], times[None, :])  # (B, times)
+    predictions = _anp_predictions(models, test_sets, times, grid, true_mass, preset, generator)
+    if with_gp:
+        predictions |= _gp_predictions(test_sets, times, grid, true_mass, preset, generator)
+    rows = []
+    for method, prediction in predictions.items():
+        mean, variance = prediction.mean[:, -1], prediction.variance[:, -1]  # (B, X) at t*
+        per_function = {
+            "mse": mean_squared_error(mean, truth[:, -1]),
+            "ce": conservation_error(mean, grid, true_mass[:, -1]),
+            "ll": gaussian_log_likelihood(mean, variance, truth[:, -1]),
+            "crps": crps_gaussian(mean, variance, truth[:, -1]),
+        }
+        for param in problem.test_params:
+            selected = _functions_at(params, param)
+            summaries = {name: summarize(values[selected]) for name, values in per_function.items()}
+            rows.append(MetricRow.from_summaries(method, param, summaries))
+    true_shock = problem.shock_position(params, torch.tensor(problem.t_star, dtype=torch.float64))
+    return Evaluation(rows, times, grid, truth, true_mass, params, predictions, true_shock)
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+def run(
+    experiment: str,
+    preset_name: str,
+    out: Path,
+    device: str = "cpu",
+    seed: int = 0,
+    reference: Path | None = None,
+    stages: tuple[str, ...] = ("data", "train", "evaluate"),
+    progress: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict | None:
+    """The whole job for one conservation experiment; returns the ``metrics.json`` content."""
+    problem = get_conservation_problem(experiment)
+    preset = PRESETS[preset_name]
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"experiment": experiment, "preset": preset_name, "seed": seed, **asdict(preset)}
+    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    if reference is not None:
+        return _run_reference(problem, preset, out, reference, seed, log)
+
+    train_path, test_path = out / "data" / "train.h5", out / "data" / "test.h5"
+    if "data" in stages:
+        log(f"generating {problem.name} data into {out / 'data'}")
+        generate_data(problem, preset, out / "data", seed)
+    models = None
+    if "train" in stages:
+        log("training ANP and SoftC-ANP")
+        models = train(
+            problem, preset, load_function_sets(train_path), out / "models", device, seed, progress
+        )
+    if "evaluate" not in stages:
+        return None
+    if models is None:
+        models = _load_trained(preset, out / "models")
+    log("evaluating all methods")
+    evaluation = evaluate(
+        problem, models, load_function_sets(test_path), preset, seed, preset.with_gp
+    )
+    return _write_outputs(problem, preset_name, out, evaluation)
+
+
+def _load_trained(preset: ConservationPreset, folder: Path) -> dict[str, AttentiveNeuralProcess]:
+    models = {}
+    for method, filename in ANP_FILES.items():
+        path = folder / filename
+        if not path.exists():
+            raise FileNotFoundError(f"no trained {method} at {path}: run the 'train' stage first")
+        model = build_anp(preset)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        models[method] = model.eval()
+    return models
+
+
+def _run_reference(
+    problem: ConservationProblem,
+    preset: ConservationPreset,
+    out: Path,
+    reference: Path,
+    seed: int,
+    log: Callable[[str], None],
+) -> dict:
+    """Evaluate published checkpoints on the published test set, at the paper's settings."""
+    reference = Path(reference)
+    models = {}
+    for method, filename in ANP_FILES.items():
+        path = reference / filename
+        if path.exists():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model = AttentiveNeuralProcess()  # the published architecture (sizes of the paper)
+            model.load_state_dict(load_published_state_dict(state))
+            models[method] = model.eval()
+        elif method == "ANP":
+            raise FileNotFoundError(f"reference folder {reference} has no {filename}")
+    sets, _ = load_published_test_set(reference / "test.pt")
+    log(f"evaluating published checkpoints from {reference} on {sets.params.shape[0]} functions")
+    paper = replace(PRESETS["paper"], num_latent_samples=100, num_mass_times=11, num_shock_draws=5)
+    evaluation = evaluate(problem, models, sets, paper, seed, with_gp=False)
+    return _write_outputs(problem, "reference", out, evaluation)
+
+
+def _write_outputs(
+    problem: ConservationProblem, preset_name: str, out: Path, evaluation: Evaluation
+) -> dict:
+    figures = _draw_figures(problem, evaluation, out)
+    metrics = write_metrics(out / "metrics.json", problem.name, preset_name, evaluation.rows)
+    write_report(
+        out / "report.md",
+        title=f"lawful: {problem.name} ({preset_name})",
+        rows=evaluation.rows,
+        columns=("mse", "ce", "ll", "crps"),
+        param_name=problem.param_name,
+        figures=figures,
+        notes=_CONSERVATION_NOTES,
+    )
+    return metrics
+
+
+def _draw_figures(
+    problem: ConservationProblem, evaluation: Evaluation, out: Path
+) -> dict[str, Path]:
+    """Profiles, mass over time and shock histograms for the first function of each parameter."""
+    first = torch.stack(
+        [
+            torch.nonzero(_functions_at(evaluation.params, param))[0, 0]
+            for param in problem.test_params
+        ]
+    )  # (cases,)
+    titles = [f"{problem.param_name} = {param:g}" for param in problem.test_params]
+    predictions = evaluation.predictions
+    figures = {
+        "profiles": plot_profiles(
+            evaluation.grid,
+            evaluation.truth[first, -1],
+            {name: (p.mean[first, -1], p.variance[first, -1]) for name, p in predictions.items()},
+            [f"{title}, t = {problem.t_star:g}" for title in titles],
+            out / "profiles.png",
+        ),
+        "mass over time": plot_mass_over_time(
+            evaluation.times[:-1],
+            evaluation.true_mass[first, :-1],
+            {
+                name: p.mean[first, :-1] @ trapezoid_weights(evaluation.grid)
+                for name, p in predictions.items()
+            },
+            titles,
+            out / "mass_over_time.png",
+        ),
+    }
+    if evaluation.true_shock is not None:
+        figures["shock position"] = plot_shock_histograms(
+            {
+                name: first_crossing(p.draws[:, first], evaluation.grid).T
+                for name, p in predictions.items()
+            },
+            evaluation.true_shock[first],
+            [f"{title}, t = {problem.t_star:g}" for title in titles],
+            out / "shock_position.png",
+        )
+    return figures
+
+
+_CONSERVATION_NOTES = (
+    "Metrics at t*, averaged over the test functions of each parameter (± one standard error). "
+    "MSE: mean squared error of the predicted mean over x. CE: trapezoid mass of the mean minus "
+    "the exact mass (signed). LL: mean over x of the Gaussian log-density of the truth. CRPS: "
+    "continuous ranked probability score (lower is better)."
+)

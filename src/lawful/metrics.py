@@ -1,0 +1,97 @@
+"""Metrics as the papers define them.
+
+Conservation experiments (ProbConserv): at the evaluation time t*, per function, on a grid:
+MSE (mean over x of the squared error of the predicted mean), CE (signed trapezoid mass of the
+predicted mean minus the true mass), LL (mean over x of the Gaussian log-density of the truth),
+and CRPS (mean over x of the closed-form Gaussian CRPS). :func:`summarize` turns per-function
+values into a mean and its standard error.
+
+Downstream: :func:`first_crossing` finds where a sample drops to zero (the shock position).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lawful.constraints.quadrature import check_grid, trapezoid_weights
+
+__all__ = [
+    "Summary",
+    "conservation_error",
+    "crps_gaussian",
+    "first_crossing",
+    "gaussian_log_likelihood",
+    "mean_squared_error",
+    "relative_l2",
+    "summarize",
+]
+
+
+def mean_squared_error(mean: Tensor, truth: Tensor) -> Tensor:
+    """Mean over the last (grid) axis of ``(mean - truth)^2``; ``(...)``."""
+    return (mean - truth).square().mean(-1)
+
+
+def conservation_error(mean: Tensor, grid: Tensor, true_mass: Tensor) -> Tensor:
+    """Trapezoid mass of ``mean`` on ``grid`` minus ``true_mass`` (signed); ``(...)``."""
+    return mean @ trapezoid_weights(grid).to(mean.dtype) - true_mass
+
+
+def gaussian_log_likelihood(mean: Tensor, variance: Tensor, truth: Tensor) -> Tensor:
+    """Mean over the grid of ``log N(truth; mean, variance)``; ``(...)``."""
+    log_density = -0.5 * (
+        torch.log(2 * math.pi * variance) + (truth - mean).square() / variance
+    )  # (..., n)
+    return log_density.mean(-1)
+
+
+def crps_gaussian(mean: Tensor, variance: Tensor, truth: Tensor) -> Tensor:
+    """Mean over the grid of the continuous ranked probability score of ``N(mean, variance)``.
+
+    Closed form (Gneiting & Raftery 2007): ``s [z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)]`` with
+    ``z = (truth - mean) / s``. Lower is better; it rewards sharpness and calibration together.
+    """
+    std = variance.sqrt()
+    z = (truth - mean) / std
+    standard = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
+    score = std * (
+        z * (2 * standard.cdf(z) - 1) + 2 * standard.log_prob(z).exp() - 1 / math.sqrt(math.pi)
+    )
+    return score.mean(-1)
+
+
+def relative_l2(prediction: Tensor, truth: Tensor, dims: tuple[int, ...] = (-1,)) -> Tensor:
+    """Per-sample ``||prediction - truth|| / ||truth||`` over ``dims``."""
+    return torch.linalg.vector_norm(prediction - truth, dim=dims) / torch.linalg.vector_norm(
+        truth, dim=dims
+    )
+
+
+def first_crossing(samples: Tensor, grid: Tensor, level: float = 0.0) -> Tensor:
+    """The first grid point where each sample is at or below ``level``; ``(...)``.
+
+    ``samples`` ``(..., n)`` on the increasing ``grid`` ``(n,)``. A sample that never reaches the
+    level gets the last grid point (the front has left the domain).
+    """
+    check_grid(grid)
+    below = samples <= level  # (..., n)
+    index = torch.where(below.any(-1), below.to(torch.int8).argmax(-1), grid.numel() - 1)
+    return grid.to(samples.dtype)[index]
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    standard_error: float
+
+
+def summarize(values: Tensor) -> Summary:
+    """Mean and standard error of the mean of per-function values ``(functions,)``."""
+    values = values.detach().double().reshape(-1)
+    if values.numel() < 2:
+        return Summary(float(values.mean()), float("nan"))
+    return Summary(float(values.mean()), float(values.std() / math.sqrt(values.numel())))

@@ -1,0 +1,60 @@
+import math
+
+import pytest
+import torch
+
+from lawful.metrics import (
+    conservation_error,
+    crps_gaussian,
+    first_crossing,
+    gaussian_log_likelihood,
+    mean_squared_error,
+    relative_l2,
+    summarize,
+)
+
+
+def test_conservation_error_is_signed_trapezoid_mass_defect():
+    grid = torch.linspace(0, math.pi, 2001, dtype=torch.float64)
+    mean = torch.stack([torch.sin(grid), 1.1 * torch.sin(grid)])  # (2, n)
+    error = conservation_error(mean, grid, torch.tensor(2.0, dtype=torch.float64))
+    torch.testing.assert_close(
+        error, torch.tensor([0.0, 0.2], dtype=torch.float64), atol=1e-6, rtol=0
+    )
+
+
+def test_log_likelihood_matches_torch_normal():
+    mean, variance, truth = torch.randn(3, 7), torch.rand(3, 7) + 0.1, torch.randn(3, 7)
+    expected = torch.distributions.Normal(mean, variance.sqrt()).log_prob(truth).mean(-1)
+    torch.testing.assert_close(gaussian_log_likelihood(mean, variance, truth), expected)
+
+
+def test_crps_matches_its_monte_carlo_definition():
+    # CRPS(F, y) = E|X - y| - E|X - X'| / 2 for X, X' ~ F independent.
+    generator = torch.Generator().manual_seed(0)
+    mean, variance, truth = torch.tensor([0.3]), torch.tensor([0.49]), torch.tensor([1.0])
+    draws = mean + variance.sqrt() * torch.randn(
+        2, 1_000_000, generator=generator, dtype=torch.float64
+    )
+    monte_carlo = (draws[0] - truth).abs().mean() - 0.5 * (draws[0] - draws[1]).abs().mean()
+    assert float(crps_gaussian(mean.double(), variance.double(), truth.double())) == pytest.approx(
+        float(monte_carlo), abs=2e-3
+    )
+
+
+def test_mse_and_relative_l2():
+    truth = torch.tensor([[3.0, 4.0]])
+    assert float(mean_squared_error(truth + 1, truth)) == 1.0
+    assert float(relative_l2(truth * 1.5, truth)) == pytest.approx(0.5)
+
+
+def test_first_crossing_finds_the_front():
+    grid = torch.linspace(0, 1, 11)
+    samples = torch.stack([(grid < 0.45).float(), torch.ones(11), (grid < 0.05).float()])
+    torch.testing.assert_close(first_crossing(samples, grid), torch.tensor([0.5, 1.0, 0.1]))
+
+
+def test_summarize_gives_mean_and_standard_error():
+    summary = summarize(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert summary.mean == 2.5
+    assert summary.standard_error == pytest.approx(math.sqrt(5 / 3) / 2)
