@@ -1,1 +1,35 @@
+"""Neural operators: Fourier neural operators and their BOON boundary corrections."""
 
+from lawful.operators.benchmark import boon_step_ratio
+from lawful.operators.boon import (
+    BoundaryCorrectedFNO,
+    BoundaryCorrectedFNO1d,
+    BoundaryCorrectedFNO2d,
+    BoundaryOverwrite,
+    boundary_responses,
+    correct_boundary,
+)
+from lawful.operators.fno import (
+    FNO1d,
+    FNO2d,
+    FourierLayer,
+    FourierNeuralOperator,
+    SpectralConv1d,
+    SpectralConv2d,
+)
+
+__all__ = [
+    "BoundaryCorrectedFNO",
+    "BoundaryCorrectedFNO1d",
+    "BoundaryCorrectedFNO2d",
+    "BoundaryOverwrite",
+    "FNO1d",
+    "FNO2d",
+    "FourierLayer",
+    "FourierNeuralOperator",
+    "SpectralConv1d",
+    "SpectralConv2d",
+    "boon_step_ratio",
+    "boundary_responses",
+    "correct_boundary",
+]
