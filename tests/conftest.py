@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+# The tensors in tests are tiny: a second thread buys nothing and, on a busy machine, stalls.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _deterministic_torch():

@@ -74,10 +74,13 @@ def test_elbo_loss_is_likelihood_plus_kl_per_target() -> None:
     negative_log_likelihood = -torch.distributions.Normal(output.mean[0], output.std[0]).log_prob(
         target_y[..., 0]
     )
-    # KL between diagonal Gaussians, written out: 0.5 sum(s_q^2/s_p^2 + (m_q-m_p)^2/s_p^2 - 1 + 2 log(s_p/s_q))
+    # KL(q || p) between diagonal Gaussians, written out, summed over latent dimensions.
     q, p = output.posterior, output.prior
     kl = 0.5 * (
-        (q.scale / p.scale) ** 2 + ((q.loc - p.loc) / p.scale) ** 2 - 1 + 2 * (p.scale / q.scale).log()
+        (q.scale / p.scale) ** 2
+        + ((q.loc - p.loc) / p.scale) ** 2
+        - 1
+        + 2 * (p.scale / q.scale).log()
     ).sum(-1)
     torch.testing.assert_close(loss, negative_log_likelihood.mean() + kl.mean() / 7)
 
@@ -153,7 +156,7 @@ def test_published_state_dict_drops_wrapper_prefix_and_extra_entries() -> None:
 
 def test_mismatched_shapes_are_named() -> None:
     model = tiny_anp()
-    with pytest.raises(ValueError, match="context_x .* and context_y .* disagree"):
+    with pytest.raises(ValueError, match=r"context_x .* and context_y .* disagree"):
         model(torch.zeros(2, 5, 1), torch.zeros(2, 4, 1), torch.zeros(2, 3, 1))
 
 

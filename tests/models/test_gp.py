@@ -21,15 +21,6 @@ def grid(points_per_side: int, batch: int) -> Tensor:
     return torch.stack([t.flatten(), x.flatten()], dim=-1).expand(batch, -1, -1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """These matrices are tiny: on a busy machine, extra threads only add synchronisation stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 FREQUENCY = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)  # one per function
 
 

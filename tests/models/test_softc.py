@@ -28,7 +28,7 @@ def heat_flux(conductivity: float):
 
 
 def porous_medium_solution(inputs: Tensor, degree: float) -> Tensor:
-    """u = (m relu(t - x))^(1/m), the travelling-wave PME solution, written here to stay standalone."""
+    """u = (m relu(t - x))^(1/m), the travelling-wave PME solution (inline: no solver import)."""
     t, x = inputs.unbind(-1)
     return (degree * torch.relu(t - x)).pow(1 / degree)
 

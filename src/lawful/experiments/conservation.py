@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 CONSERVATION_EXPERIMENTS = ("heat", "pme", "stefan", "advection", "burgers")
+METHOD_ORDER = ("ANP", "SoftC-ANP", "HardC-ANP", "ProbConserv-ANP", "GP", "ProbConserv-GP")
 _ARRAY_NAMES = ("input_contexts", "output_contexts", "input_targets", "output_targets")
 ANP_FILES = {"ANP": "anp.pt", "SoftC-ANP": "pinp.pt"}
 
@@ -89,10 +90,10 @@ class ConservationPreset:
 PRESETS = {
     # Minutes on 2 CPU cores, and already shows the effect.
     "quick": ConservationPreset(
-        num_train_functions=1000,
+        num_train_functions=400,
         num_test_functions=20,
-        batch_size=50,
-        epochs=30,
+        batch_size=40,
+        epochs=25,
         learning_rate=1e-3,
         hidden_dim=64,
         latent_dim=64,
@@ -414,6 +415,7 @@ def evaluate(
     if with_gp:
         predictions |= _gp_predictions(test_sets, times, grid, true_mass, preset, generator)
     rows = []
+    predictions = {method: predictions[method] for method in METHOD_ORDER if method in predictions}
     for method, prediction in predictions.items():
         mean, variance = prediction.mean[:, -1], prediction.variance[:, -1]  # (B, X) at t*
         per_function = {

@@ -67,8 +67,12 @@ class _AttentionBlock(nn.Module):
         key_heads = rearrange(self.encoder_key(key), split_heads, h=self.num_heads)
         value_heads = rearrange(self.encoder_value(value), split_heads, h=self.num_heads)
         query_heads = rearrange(self.encoder_query(query), split_heads, h=self.num_heads)
-        # softmax(Q K^T / sqrt(head_dim)) V per head: (batch, heads, queries, head_dim)
-        attended = functional.scaled_dot_product_attention(query_heads, key_heads, value_heads)
+        # softmax(Q K^T / sqrt(head_dim)) V per head, by PyTorch's fused kernels. Those have no
+        # second derivative on the CPU: code that differentiates twice (the SoftC residual)
+        # selects the reference kernel with sdpa_kernel(SDPBackend.MATH).
+        attended = functional.scaled_dot_product_attention(
+            query_heads, key_heads, value_heads
+        )  # (batch, heads, queries, head_dim)
         attended = rearrange(attended, "b h n d -> b n (h d)")  # (batch, queries, hidden)
         # The published weights expect the query first in the concatenation.
         mixed = self.final_linear(torch.cat([query, attended], dim=-1))

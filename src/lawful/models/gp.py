@@ -14,6 +14,8 @@ needs it exact and positive semi-definite.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -33,10 +35,16 @@ __all__ = ["FittedGP", "fit_gp", "gp_predict"]
 _MAX_CHOLESKY_SIZE = 100_000
 
 
-def _exact_settings() -> gpytorch.settings.fast_computations:
-    return gpytorch.settings.fast_computations(
-        covar_root_decomposition=False, log_prob=False, solves=False
-    )
+@contextmanager
+def _exact_linear_algebra() -> Iterator[None]:
+    """Within this block GPyTorch uses dense Cholesky factorisations for every solve."""
+    with (
+        gpytorch.settings.fast_computations(
+            covar_root_decomposition=False, log_prob=False, solves=False
+        ),
+        gpytorch.settings.max_cholesky_size(_MAX_CHOLESKY_SIZE),
+    ):
+        yield
 
 
 class _BatchExactGP(gpytorch.models.ExactGP):
@@ -62,7 +70,7 @@ class FittedGP:
     """A batch of B exact GPs with fitted hyperparameters, in evaluation mode.
 
     ``final_loss`` is minus the mean (over functions) of the exact marginal log likelihood per
-    context point at the last iteration.
+    context point at the last iteration (NaN after zero iterations).
     """
 
     model: _BatchExactGP
@@ -107,7 +115,7 @@ def fit_gp(
     marginal_log_likelihood = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss = torch.tensor(float("nan"))
-    with _exact_settings(), gpytorch.settings.max_cholesky_size(_MAX_CHOLESKY_SIZE):
+    with _exact_linear_algebra():
         for _ in range(iterations):
             optimizer.zero_grad()
             # (batch,) per-point log likelihoods; the sum decouples into B independent fits.
@@ -135,8 +143,7 @@ def gp_predict(fitted: FittedGP, target_x: Tensor, jitter: float = 1e-10) -> tup
     test_x = target_x.detach().to(torch.float64)
     with (
         torch.no_grad(),
-        _exact_settings(),
-        gpytorch.settings.max_cholesky_size(_MAX_CHOLESKY_SIZE),
+        _exact_linear_algebra(),
         gpytorch.settings.fast_pred_var(False),
         warnings.catch_warnings(),
     ):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = ["Flux", "diffusive_flux", "pde_residual", "softc_penalty"]
 
@@ -62,7 +63,10 @@ def pde_residual(predict_mean: MeanFunction, inputs: Tensor, flux: Flux) -> Tens
             f"inputs must have shape (batch, points, 2) holding (t, x), got {tuple(inputs.shape)}"
         )
     coordinates = inputs.detach().requires_grad_(True)
-    u = predict_mean(coordinates)  # (batch, points)
+    # Differentiating twice through attention needs its reference ("math") kernel: the fused
+    # CPU kernels have no second derivative.
+    with sdpa_kernel(SDPBackend.MATH):
+        u = predict_mean(coordinates)  # (batch, points)
     if u.shape != coordinates.shape[:2]:
         raise ValueError(
             f"predict_mean must return shape (batch, points) = {tuple(coordinates.shape[:2])}, "

@@ -18,7 +18,6 @@ from typing import Literal
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from lawful.constraints.quadrature import trapezoid_weights
 from lawful.constraints.update import constrained_log_likelihood
@@ -95,10 +94,7 @@ class NeuralProcessModule(L.LightningModule):
         def flux(u: Tensor, u_x: Tensor) -> Tensor:
             return self.problem.flux(u, u_x, param)
 
-        # The residual differentiates the attention twice; the fused CPU kernels have no
-        # second derivative, the reference ("math") kernel has.
-        with sdpa_kernel(SDPBackend.MATH):
-            return softc_penalty(predicted_mean, target_x, flux)
+        return softc_penalty(predicted_mean, target_x, flux)
 
     def _constrained_loss(
         self, context_x: Tensor, context_y: Tensor, target_x: Tensor, target_y: Tensor

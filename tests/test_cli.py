@@ -1,0 +1,89 @@
+"""The command line end to end on the tiny preset: files, layout, exact conservation, resume."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lawful.cli import main
+
+SHARED_REFERENCE = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "probconserv-pme"
+)
+CONSTRAINED = ("HardC-ANP", "ProbConserv-ANP", "ProbConserv-GP")
+
+
+@pytest.fixture(scope="module")
+def stefan_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("stefan")
+    assert main(["run", "stefan", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_run_writes_metrics_report_and_figures(stefan_run):
+    metrics = json.loads((stefan_run / "metrics.json").read_text())
+    assert metrics["experiment"] == "stefan" and metrics["preset"] == "tiny"
+    methods = {row["method"] for row in metrics["rows"]}
+    assert methods == {"ANP", "SoftC-ANP", "HardC-ANP", "ProbConserv-ANP", "GP", "ProbConserv-GP"}
+    assert {row["param"] for row in metrics["rows"]} == {0.5, 0.6}
+    for row in metrics["rows"]:
+        assert {"mse", "ce", "ll", "crps", "mse_se"} <= set(row)
+        if row["method"] in CONSTRAINED:
+            assert abs(row["ce"]) < 1e-10, row
+    unconstrained = [abs(row["ce"]) for row in metrics["rows"] if row["method"] == "ANP"]
+    assert min(unconstrained) > 1e-4  # a barely trained ANP is far from conserving
+    report = (stefan_run / "report.md").read_text()
+    assert "| ProbConserv-ANP | 0.6 |" in report
+    for figure in ("profiles.png", "mass_over_time.png", "shock_position.png"):
+        assert (stefan_run / figure).stat().st_size > 10_000
+
+
+def test_rerun_resumes_instead_of_retraining(stefan_run):
+    weights = stefan_run / "models" / "anp.pt"
+    before = weights.stat().st_mtime_ns
+    assert (
+        main(["evaluate", "stefan", "--preset", "tiny", "--out", str(stefan_run), "--no-progress"])
+        == 0
+    )
+    assert weights.stat().st_mtime_ns == before
+
+
+def test_reference_checkpoints_evaluate_without_training(tmp_path):
+    if not SHARED_REFERENCE.is_dir():
+        pytest.skip(f"published checkpoints not found at {SHARED_REFERENCE}")
+    # A small slice of the published test set (two functions per degree) keeps this fast.
+    tensors, params = torch.load(
+        SHARED_REFERENCE / "test.pt", map_location="cpu", weights_only=True
+    )
+    keep = torch.tensor([0, 1, 50, 51, 100, 101])
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    torch.save(({k: v[keep] for k, v in tensors.items()}, params[keep]), reference / "test.pt")
+    for name in ("anp.pt", "pinp.pt"):
+        (reference / name).symlink_to(SHARED_REFERENCE / name)
+    out = tmp_path / "out"
+    assert (
+        main(["run", "pme", "--reference", str(reference), "--out", str(out), "--no-progress"]) == 0
+    )
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    assert {row["method"] for row in rows} == {"ANP", "SoftC-ANP", "HardC-ANP", "ProbConserv-ANP"}
+    for row in rows:
+        assert row["mse"] < 5e-3  # the published models fit the PME well
+        if row["method"] in CONSTRAINED:
+            assert abs(row["ce"]) < 1e-6
+
+
+def test_bench_quick_prints_json(capsys):
+    assert main(["bench", "--quick", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert all(result["ratio"] > 0 and result["ours_s"] > 0 for result in results)
+
+
+def test_bad_arguments_are_named(tmp_path, capsys):
+    assert main(["run", "pme", "--reference", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "no-such-experiment"])
+    assert main(["evaluate", "stefan", "--preset", "tiny", "--out", str(tmp_path / "empty")]) == 1
+    assert "error" in capsys.readouterr().err
