@@ -1,5 +1,8 @@
+from functools import partial
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lawful.constraints.boundary import (
     BoundaryConditions,
@@ -84,6 +87,45 @@ def test_space_time_model_holds_time_dependent_data_at_every_frame(name):
     for state in model.hidden_states(x):
         assert_satisfies(state, conditions, spacing, torch.float64)
     assert_satisfies(model(x), conditions, spacing, torch.float64)
+
+
+def _unfused_boon(model, x, conditions, spacing):
+    """The previous formulation, from the public pieces: each layer's full output plus the
+    multiples of its full probe responses, activation, then the ends set exactly."""
+    fno = model.fno
+    v, states = fno.lift(x), []
+    for index, layer in enumerate(fno.layers):
+        linear = partial(layer.linear, bias=False)
+        responses = boundary_responses(linear, fno.width, tuple(v.shape[2:]), 2, v)
+        v = correct_boundary(layer(v), responses, conditions, spacing)
+        if index < len(fno.layers) - 1:
+            v = F.gelu(v)
+        v = apply_boundary_conditions(v, conditions, spacing)
+        states.append(v)
+    return apply_boundary_conditions(fno.project(v), conditions, spacing), states
+
+
+@pytest.mark.parametrize("name", list(CONDITIONS))
+def test_fused_correction_equals_the_unfused_formulation(name):
+    # The 1-D layers fold the correction into the inverse FFT and evaluate the ends as sums over
+    # modes; values and gradients must be those of adding the full-size response vectors.
+    data = torch.randn(3, dtype=torch.float64)
+    conditions = BoundaryConditions(*CONDITIONS[name](data))
+    fno = FNO1d(2, 2, width=6, modes=5, num_layers=3, projection_width=8).double()
+    model = BoundaryCorrectedFNO1d(fno, conditions)
+    x = torch.randn(3, 2, 24, dtype=torch.float64, requires_grad=True)
+    output, states = model(x), model.hidden_states(x)
+    expected_output, expected_states = _unfused_boon(model, x, conditions, spacing=1 / 23)
+    for state, expected in zip(states, expected_states, strict=True):
+        torch.testing.assert_close(state, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(output, expected_output, rtol=0, atol=1e-12)
+    weights = torch.randn_like(output)
+    gradients = torch.autograd.grad((output * weights).sum(), [x, *fno.parameters()])
+    expected_gradients = torch.autograd.grad(
+        (expected_output * weights).sum(), [x, *fno.parameters()]
+    )
+    for gradient, expected in zip(gradients, expected_gradients, strict=True):
+        torch.testing.assert_close(gradient, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_forward_data_overrides_the_default_data():

@@ -18,8 +18,12 @@ always 2 x 2, so the correction is exact for any channel mixing; on one channel 
 note's correction (``K y = K v + d_0 K e_0 + d_N K e_N``). The interior moves only along the
 layer's own boundary responses, as in BOON.
 
-Cost: the two probes are one application of the layer to a batch of 2 (not the data batch), once
-per forward pass; the rest is elementwise work on boundary slices.
+Cost: the solves need only the entries near the ends, and the responses' end values depend on
+the weights alone (a batch of 2, once per forward pass). In a 1-D FNO the correction is folded
+into the layer itself: a response's spectral part joins the layer's Fourier coefficients before
+its one inverse FFT, its pointwise part touches only the end entry, so BOON adds no full-size
+pass to the layer beyond writing the two end columns (see
+:meth:`BoundaryCorrectedFNO._corrected_spectral_layer`).
 
 Each correction acts along one axis ``dim`` and broadcasts over the others (e.g. every time frame
 of a space + time model, each with its own boundary data), so a 2-D model can correct one axis
@@ -41,7 +45,7 @@ from lawful.constraints.boundary import (
     apply_boundary_conditions,
     boundary_equations,
 )
-from lawful.operators.fno import FNO1d, FNO2d, FourierNeuralOperator
+from lawful.operators.fno import FNO1d, FNO2d, FourierLayer, FourierNeuralOperator, pointwise
 
 __all__ = [
     "BoundaryCorrectedFNO",
@@ -77,6 +81,88 @@ def boundary_responses(
     return linear_map(probes)  # (2, out, *spatial)
 
 
+class _EndSystem:
+    """The two boundary equations as rows acting on the entries near the ends of axis ``dim``.
+
+    Only the first and last ``reach`` entries enter the equations, so the 2 x 2 solves work on
+    those ``positions`` alone (all of the axis when it is that short): small near-end slices
+    ``(..., P, ...)`` instead of full fields, so autograd moves small gradients.
+    """
+
+    def __init__(
+        self, conditions: BoundaryConditions, spacing: float, n: int, dim: int, like: Tensor
+    ) -> None:
+        self.conditions, self.spacing, self.dim = conditions, spacing, dim
+        self.equations = boundary_equations(conditions, spacing)
+        reach = max(len(eq.from_left) + len(eq.from_right) for eq in self.equations)
+        if 2 * reach < n:
+            positions = torch.cat([torch.arange(reach), torch.arange(n - reach, n)])
+        else:
+            positions = torch.arange(n)
+        self.positions = positions.to(like.device)  # (P,)
+        count = len(positions)
+        self.rows = like.new_zeros(2, count)  # (equation, P): l(u) = rows @ u_near
+        for row, equation in zip(self.rows, self.equations, strict=True):
+            row[: len(equation.from_left)] += row.new_tensor(equation.from_left)
+            row[count - len(equation.from_right) :] += row.new_tensor(equation.from_right[::-1])
+        self.impulses = like.new_zeros(2, count)  # (end, P): 1 at index 0, resp. at index N
+        self.impulses[0, 0] = self.impulses[1, -1] = 1
+        self.n = n
+        self.ends = torch.tensor([0, n - 1], device=like.device)  # (2,) in the field
+        self.ends_near = torch.tensor([0, count - 1], device=like.device)  # (2,) in the slice
+
+    def gather(self, field: Tensor) -> Tensor:
+        """``field`` at the positions near the ends: ``(..., n, ...) -> (..., P, ...)`` on dim."""
+        return field.index_select(self.dim, self.positions)
+
+    def impulses_like(self, ndim: int) -> Tensor:
+        """The end impulses, broadcastable against near-end vectors ``(2, channels, ...)``."""
+        trailing = ndim - self.dim - 1
+        return self.impulses.view(2, *([1] * (self.dim - 1)), -1, *([1] * trailing))
+
+    def apply(self, near: Tensor) -> Tensor:
+        """Both equations on a near-end field: ``(lead, P at dim, *other) -> (lead, *other, 2)``."""
+        return near.movedim(self.dim, -1) @ self.rows.T  # (lead, *other, 2)
+
+    def multiples(
+        self, output_near: Tensor, responses_near: Tensor, pivot_tolerance: float
+    ) -> tuple[Tensor, Tensor]:
+        """The correction: ``(multiples, use_impulse)``.
+
+        ``output_near``: the layer's output near the ends, ``(batch, channels, ..., P, ...)``;
+        ``responses_near``: its end responses there, ``(2, channels, ..., P, ...)``, scaled to
+        max-norm 1 along dim. ``use_impulse (channels, *other)`` is true where that system is
+        near-singular and the end impulses replace the responses (see :func:`correct_boundary`);
+        ``multiples (batch, channels, *other, 2)`` are those of the chosen vectors.
+        """
+
+        def system(vectors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+            lhs = self.apply(vectors)  # (2 vectors, channels, *other, 2 equations)
+            return lhs[0, ..., 0], lhs[1, ..., 0], lhs[0, ..., 1], lhs[1, ..., 1]
+
+        a, b, c, d = system(responses_near)
+        row_sizes = (a.abs() + b.abs()) * (c.abs() + d.abs())
+        use_impulse = (a * d - b * c).abs() <= pivot_tolerance * row_sizes  # (channels, *other)
+        vectors = torch.where(
+            use_impulse.unsqueeze(self.dim - 1),
+            self.impulses_like(responses_near.ndim),
+            responses_near,
+        )  # no host sync
+        a, b, c, d = system(vectors)
+        r1, r2 = (equation.residual(output_near, self.dim) for equation in self.equations)
+        numerators = torch.stack([r1 * d - r2 * b, a * r2 - c * r1], -1)  # (batch, ch, *other, 2)
+        return numerators / (a * d - b * c).unsqueeze(-1), use_impulse
+
+
+def _response_scale(responses: Tensor, dim: int) -> Tensor:
+    """Max-norm of each response along ``dim`` (kept), so the pivot tolerance is scale-free.
+
+    Detached: the correction ``sum_j m_j q_j / s_j`` does not depend on the scales ``s_j``.
+    """
+    tiny = torch.finfo(responses.dtype).tiny
+    return responses.detach().abs().amax(dim, keepdim=True).clamp_min(tiny)
+
+
 def correct_boundary(
     output: Tensor,
     responses: Tensor,
@@ -92,54 +178,24 @@ def correct_boundary(
     :func:`boundary_responses`.
 
     Near-singular systems: where the 2 x 2 matrix of an output channel (and slice along the other
-    axes) has ``|det| <= pivot_tolerance * |row 1| |row 2|``, solving would add huge multiples of
-    the responses to the interior. There we deliberately use the unit vectors ``e_0, e_N``
-    instead, i.e. overwrite that channel's boundary entries and leave its interior alone: exact,
-    bounded, and only where BOON's correction is ill-posed (a clamp ``|p| >= tol`` would bound
-    the correction too but no longer hit the boundary data).
+    axes) has ``|det| <= pivot_tolerance * |row 1| |row 2|`` (responses scaled to max-norm 1),
+    solving would add huge multiples of the responses to the interior. There we deliberately use
+    the unit vectors ``e_0, e_N`` instead, i.e. overwrite that channel's boundary entries and
+    leave its interior alone: exact, bounded, and only where BOON's correction is ill-posed (a
+    clamp ``|p| >= tol`` would bound the correction too but no longer hit the boundary data).
     """
     dim = conditions.dim(output.ndim)
-    n = output.shape[dim]
-    # Scale each response to max-norm 1 along dim so the tolerance is scale-free.
-    responses = responses / responses.abs().amax(dim, keepdim=True).clamp_min(
-        torch.finfo(responses.dtype).tiny
+    system = _EndSystem(conditions, spacing, output.shape[dim], dim, output)
+    responses = responses / _response_scale(responses, dim)
+    multiples, use_impulse = system.multiples(
+        system.gather(output), system.gather(responses), pivot_tolerance
     )
-    unit = torch.zeros_like(responses)  # (2, channels, *spatial)
-    unit[0].select(dim - 1, 0).fill_(1)
-    unit[1].select(dim - 1, n - 1).fill_(1)
-
-    first, second = boundary_equations(conditions, spacing)
-
-    def system(vectors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        # Equation rows applied to the left/right correction vectors: each (channels, *other).
-        return (
-            first.evaluate(vectors[0], dim - 1),
-            first.evaluate(vectors[1], dim - 1),
-            second.evaluate(vectors[0], dim - 1),
-            second.evaluate(vectors[1], dim - 1),
-        )
-
-    a, b, c, d = system(responses)
-    row_sizes = (a.abs() + b.abs()) * (c.abs() + d.abs())
-    singular = (a * d - b * c).abs() <= pivot_tolerance * row_sizes  # (channels, *other)
-    vectors = torch.where(singular.unsqueeze(dim - 1), unit, responses)  # no host sync
-    a, b, c, d = system(vectors)
-    determinant = a * d - b * c
-
-    # The equations read only the entries near the ends: gather those once, so the backward
-    # pass scatters one small gradient instead of one full-size gradient per equation.
-    reach = max(len(eq.from_left) + len(eq.from_right) for eq in (first, second))
-    if 2 * reach < n:
-        ends = torch.cat([torch.arange(reach), torch.arange(n - reach, n)]).to(output.device)
-        output_near_ends = output.index_select(dim, ends)  # (batch, channels, ..., 2 reach, ...)
-    else:
-        output_near_ends = output
-    r1 = first.residual(output_near_ends, dim)  # (batch, channels, *other)
-    r2 = second.residual(output_near_ends, dim)
-    left_multiple = ((r1 * d - r2 * b) / determinant).unsqueeze(dim)  # (batch, channels, 1...)
-    right_multiple = ((a * r2 - c * r1) / determinant).unsqueeze(dim)
-    corrected = torch.addcmul(output, left_multiple, vectors[0])
-    return torch.addcmul(corrected, right_multiple, vectors[1])
+    impulses = torch.zeros_like(responses)  # (2, channels, *spatial)
+    impulses[0].select(dim - 1, 0).fill_(1)
+    impulses[1].select(dim - 1, -1).fill_(1)
+    vectors = torch.where(use_impulse.unsqueeze(dim - 1), impulses, responses)
+    left, right = multiples.unsqueeze(dim).unbind(-1)  # each (batch, channels, ..., 1, ...)
+    return torch.addcmul(torch.addcmul(output, left, vectors[0]), right, vectors[1])
 
 
 def _extend_over_padding(value: BoundaryValue, padding: int) -> BoundaryValue:
@@ -149,14 +205,31 @@ def _extend_over_padding(value: BoundaryValue, padding: int) -> BoundaryValue:
     return torch.cat([value, value[..., -1:].expand(*value.shape[:-1], padding)], dim=-1)
 
 
+def _synthesis_near_ends(modes: int, system: _EndSystem, like: Tensor) -> Tensor:
+    """``(modes, 2, P)``: ``irfft`` of a unit real (0) or imaginary (1) coefficient on each kept
+    mode, at the positions near the ends, so ``irfft(X)`` there is an O(modes) sum."""
+    eye = torch.eye(modes, dtype=like.dtype, device=like.device)  # (modes, modes)
+    units = torch.stack([torch.complex(eye, 0 * eye), torch.complex(0 * eye, eye)])
+    waves = torch.fft.irfft(units, n=system.n)  # (2, modes, n)
+    return system.gather(waves).transpose(0, 1)  # (modes, 2, P)
+
+
+def _identity(v: Tensor) -> Tensor:
+    return v
+
+
 class BoundaryCorrectedFNO(nn.Module):
     """An FNO whose every Fourier layer, and output, satisfies ``conditions`` exactly.
 
     The conditions give the kinds of condition and default boundary data; ``forward(x, left,
     right)`` takes this batch's data for either end (float, ``(batch,)`` or ``(batch, *other)``,
     e.g. ``(batch, time)`` for a space + time model; see lawful.constraints.boundary). Hidden
-    layers are held to the same data in every channel; activations are followed by setting the
-    boundary entries again, so no nonlinearity disturbs them. The FNO's own weights are used.
+    layers are held to the same data in every channel; after the activation the boundary entries
+    are set again, so no nonlinearity disturbs them. The FNO's own weights are used.
+
+    On 1-D FNOs the correction is folded into the layer (:meth:`_corrected_spectral_layer`):
+    no full-size pass beyond the plain layer's. Other layers (space + time) add the corrections
+    to the layer's output (:func:`correct_boundary`).
     """
 
     def __init__(
@@ -193,25 +266,86 @@ class BoundaryCorrectedFNO(nn.Module):
         conditions.validate(torch.Size((x.shape[0], self.fno.out_channels, *x.shape[2:])))
         n = x.shape[self.dim]
         spacing = self.fno.spacing(self.dim - 2, n)
-        hidden_conditions = self._padded(conditions)
+        system = _EndSystem(self._padded(conditions), spacing, n, self.dim, x)
         v = self.fno.lift(x)  # (batch, width, *padded spatial)
+        synthesis = (  # every layer keeps the same modes
+            _synthesis_near_ends(self.fno.layers[0].spectral.modes, system, v)
+            if self.fno.spatial_ndim == 1
+            else None
+        )
         states = []
         for index, layer in enumerate(self.fno.layers):
-            responses = boundary_responses(
-                partial(layer.linear, bias=False),
-                self.fno.width,
-                tuple(v.shape[2:]),
-                self.dim,
-                v,
-            )  # (2, width, *padded spatial)
-            v = correct_boundary(
-                layer(v), responses, hidden_conditions, spacing, self.pivot_tolerance
-            )
-            if index < len(self.fno.layers) - 1:
-                v = F.gelu(v)  # then the ends are set again: no activation at boundary points
-            v = apply_boundary_conditions(v, hidden_conditions, spacing)
+            if synthesis is not None:
+                output, output_near = self._corrected_spectral_layer(layer, v, system, synthesis)
+            else:
+                output = self._corrected_layer(layer, v, system)
+                output_near = system.gather(output)
+            activation = F.gelu if index < len(self.fno.layers) - 1 else _identity
+            v = self._with_exact_ends(activation(output), activation(output_near), system)
             states.append(v.narrow(-1, 0, v.shape[-1] - self.fno.padding))
         return apply_boundary_conditions(self.fno.project(v), conditions, spacing), states
+
+    def _corrected_layer(self, layer: FourierLayer, v: Tensor, system: _EndSystem) -> Tensor:
+        """The layer's output plus the correction, added as full-size vectors."""
+        responses = boundary_responses(
+            partial(layer.linear, bias=False), self.fno.width, tuple(v.shape[2:]), self.dim, v
+        )  # (2, width, *padded spatial)
+        return correct_boundary(
+            layer(v), responses, system.conditions, system.spacing, self.pivot_tolerance
+        )
+
+    def _corrected_spectral_layer(
+        self, layer: FourierLayer, v: Tensor, system: _EndSystem, synthesis: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """A 1-D layer ``irfft(X) + W v + b`` with the correction folded in: returns the corrected
+        output ``(batch, width, x)``, except at its two end entries (the caller sets those), and
+        the corrected output near the ends ``(batch, width, P)``, end entries included.
+
+        A response ``q = L_lin(e 1)`` is ``irfft(Q) + W e 1``: its spectral part has coefficients
+        ``Q`` on the kept modes, and its pointwise part lives on the end entry alone. So the
+        multiples of the spectral parts are added to ``X`` before the one inverse FFT, and the
+        pointwise parts touch only the near-end slice. The layer's output near the ends, which
+        the multiples need, is an O(modes) sum (``synthesis``), not an inverse FFT.
+        """
+        spectral, n = layer.spectral, v.shape[-1]
+        mixed = spectral.mix(spectral.coefficients(v))  # (batch, width, modes)
+        pointwise_part = pointwise(layer.pointwise, v)  # (batch, width, x)
+        output_near = torch.einsum(
+            "bokr,krp->bop", torch.view_as_real(mixed), synthesis
+        ) + system.gather(pointwise_part)  # (batch, width, P)
+
+        probes = v.new_zeros(2, 1, n)  # (end, 1, x): the same impulse in every input channel
+        probes[0, 0, 0] = probes[1, 0, -1] = 1
+        probes = probes.expand(2, self.fno.width, n)  # (end, width, x)
+        with torch.no_grad():  # the correction is independent of the scale (_response_scale)
+            scale = _response_scale(layer.linear(probes, bias=False), -1)  # (2, width, 1)
+        response_spectra = spectral.mix(spectral.coefficients(probes)) / scale  # (2, width, modes)
+        pointwise_near = pointwise(layer.pointwise, system.gather(probes), bias=False) / scale
+        responses_near = (
+            torch.einsum("jokr,krp->jop", torch.view_as_real(response_spectra), synthesis)
+            + pointwise_near
+        )  # (2, width, P)
+
+        multiples, use_impulse = system.multiples(output_near, responses_near, self.pivot_tolerance)
+        keep = (~use_impulse).unsqueeze(-1)  # (width, 1): channels corrected along the responses
+        spectra = torch.where(keep, response_spectra, 0)  # (2, width, modes)
+        correction_spectrum = torch.einsum(
+            "boj,jokr->bokr", multiples, torch.view_as_real(spectra)
+        )  # (batch, width, modes, 2)
+        output = (
+            torch.fft.irfft(mixed + torch.view_as_complex(correction_spectrum.contiguous()), n=n)
+            + pointwise_part
+        )  # (batch, width, x)
+        end_parts = torch.where(keep, pointwise_near, system.impulses.unsqueeze(1))  # (2, width, P)
+        corrected_near = system.gather(output) + torch.einsum("boj,jop->bop", multiples, end_parts)
+        return output, corrected_near
+
+    def _with_exact_ends(self, field: Tensor, field_near: Tensor, system: _EndSystem) -> Tensor:
+        """``field`` with its end entries set so the conditions hold exactly, computed from the
+        near-end slice ``field_near`` (the field's, except that it may differ at the ends)."""
+        exact_near = apply_boundary_conditions(field_near, system.conditions, system.spacing)
+        ends = exact_near.index_select(self.dim, system.ends_near)  # (batch, width, ..2..)
+        return field.index_copy_(self.dim, system.ends, ends)  # a fresh tensor: 2 columns written
 
     def _padded(self, conditions: BoundaryConditions) -> BoundaryConditions:
         """The conditions on the padded hidden grid: time-dependent data gets padded frames."""

@@ -49,16 +49,23 @@ class SpectralConv1d(nn.Module):
         self.in_channels, self.out_channels, self.modes = in_channels, out_channels, modes
         self.weight = _complex_weight(in_channels, out_channels, modes)  # (in, out, modes, 2)
 
-    def forward(self, v: Tensor) -> Tensor:
+    def coefficients(self, v: Tensor) -> Tensor:
+        """The kept Fourier coefficients of ``v``: ``(batch, in, x) -> (batch, in, modes)``."""
         n = v.shape[-1]
         if self.modes > n // 2 + 1:
             raise ValueError(
                 f"{self.modes} modes need at least {2 * self.modes - 2} points, got {n}"
             )
-        coefficients = torch.fft.rfft(v)[..., : self.modes]  # (batch, in, modes)
+        return torch.fft.rfft(v)[..., : self.modes]  # (batch, in, modes)
+
+    def mix(self, coefficients: Tensor) -> Tensor:
+        """``W_k`` on each kept mode: ``(batch, in, modes) -> (batch, out, modes)``."""
         weight = torch.view_as_complex(self.weight)  # (in, out, modes)
-        mixed = torch.einsum("bik,iok->bok", coefficients, weight)  # (batch, out, modes)
-        return torch.fft.irfft(mixed, n=n)  # (batch, out, x); missing modes count as zero
+        return torch.einsum("bik,iok->bok", coefficients, weight)  # (batch, out, modes)
+
+    def forward(self, v: Tensor) -> Tensor:
+        mixed = self.mix(self.coefficients(v))  # (batch, out, modes)
+        return torch.fft.irfft(mixed, n=v.shape[-1])  # (batch, out, x); missing modes count as 0
 
 
 class SpectralConv2d(nn.Module):
