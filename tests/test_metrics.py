@@ -3,12 +3,15 @@ import math
 import pytest
 import torch
 
+from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Neumann, Periodic
 from lawful.metrics import (
+    boundary_error,
     conservation_error,
     crps_gaussian,
     first_crossing,
     gaussian_log_likelihood,
     mean_squared_error,
+    neumann_flux_error,
     relative_l2,
     summarize,
 )
@@ -58,3 +61,33 @@ def test_summarize_gives_mean_and_standard_error():
     summary = summarize(torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert summary.mean == 2.5
     assert summary.standard_error == pytest.approx(math.sqrt(5 / 3) / 2)
+
+
+def test_boundary_error_is_the_mean_absolute_residual_at_both_ends():
+    field = torch.tensor([[[1.0, 5.0, 2.5]], [[0.0, 7.0, 0.0]]], dtype=torch.float64)  # (2, 1, 3)
+    dirichlet = BoundaryConditions(Dirichlet(torch.tensor([1.0, 1.0])), Dirichlet(2.0))
+    # sample 0: |1 - 1|, |2.5 - 2| -> 0.25; sample 1: |0 - 1|, |0 - 2| -> 1.5
+    torch.testing.assert_close(
+        boundary_error(field, dirichlet, 0.5), torch.tensor([0.25, 1.5], dtype=torch.float64)
+    )
+    periodic = BoundaryConditions(Periodic(), Periodic())
+    torch.testing.assert_close(
+        boundary_error(field, periodic, 0.5), torch.tensor([1.5, 0.0], dtype=torch.float64)
+    )
+
+
+def test_fourth_order_flux_error_vanishes_on_quartics_and_reads_time_dependent_data():
+    x = torch.linspace(0, 1, 11, dtype=torch.float64)
+    scale = torch.tensor([1.0, 2.0], dtype=torch.float64)  # (time,)
+    field = (scale[:, None] * x**4)[None, None].transpose(-1, -2)  # (1, 1, x, time)
+    right_flux = 4 * scale[None]  # (batch, time): u_x(1) = 4 s
+    exact = BoundaryConditions(Dirichlet(), Neumann(right_flux, order=1), axis=2)
+    error = neumann_flux_error(field, exact, 0.1)
+    torch.testing.assert_close(error, torch.zeros(1, dtype=torch.float64), rtol=0, atol=1e-10)
+    off = BoundaryConditions(Neumann(1.0), Neumann(right_flux + 0.5), axis=2)
+    # left: |0 - 1| at both times; right: 0.5 at both times -> mean 0.75
+    torch.testing.assert_close(
+        neumann_flux_error(field, off, 0.1), torch.tensor([0.75], dtype=torch.float64)
+    )
+    with pytest.raises(ValueError, match="at least one Neumann end"):
+        neumann_flux_error(field, BoundaryConditions(Dirichlet(), Dirichlet(), axis=2), 0.1)

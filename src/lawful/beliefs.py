@@ -149,9 +149,14 @@ class LowRankCovariance(Covariance):
         return covariance
 
     def variance(self) -> Tensor:
-        if self.rank == 1:  # the common case (one constraint row): one fused pass
-            factor = self.factor[..., 0]  # (..., n)
-            variance = torch.addcmul(self.diagonal, factor, factor * self.core[..., 0])
+        if self.rank == 1:  # the common case (one constraint row)
+            factor, scale = self.factor[..., 0], self.core[..., 0]  # (..., n), (..., 1)
+            if _builds_graph(self.diagonal, self.factor, self.core):
+                variance = torch.addcmul(self.diagonal, factor, factor * scale)
+            else:
+                # One buffer updated in place: on large grids a fresh buffer (page faults)
+                # costs more than a pass over a warm one.
+                variance = factor.square().mul_(scale).add_(self.diagonal)
         else:
             low_rank_part = ((self.factor @ self.core) * self.factor).sum(-1)  # (..., n)
             variance = self.diagonal + low_rank_part
@@ -223,6 +228,11 @@ class DenseCovariance(Covariance):
 
     def sample_noise(self, num_samples: int, generator: torch.Generator | None) -> Tensor:
         return _sample_dense(self.matrix, num_samples, generator)
+
+
+def _builds_graph(*tensors: Tensor) -> bool:
+    """Whether autograd records operations on ``tensors`` (then in-place updates are unsafe)."""
+    return torch.is_grad_enabled() and any(tensor.requires_grad for tensor in tensors)
 
 
 def _block_diagonal(upper: Tensor, lower: Tensor) -> Tensor:

@@ -28,6 +28,9 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output folder (default runs/EXPERIMENT-PRESET)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--devices", type=int, default=1, help="train data-parallel on this many devices (DDP)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             reference=reference,
             stages=stages,
             progress=not args.no_progress,
+            num_devices=args.devices,
             log=lambda message: print(f"lawful: {message}", file=sys.stderr, flush=True),
         )
     except (FileNotFoundError, ValueError) as error:

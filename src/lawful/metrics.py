@@ -6,6 +6,10 @@ predicted mean minus the true mass), LL (mean over x of the Gaussian log-density
 and CRPS (mean over x of the closed-form Gaussian CRPS). :func:`summarize` turns per-function
 values into a mean and its standard error.
 
+Boundary experiments (BOON): :func:`relative_l2` per sample, :func:`boundary_error` (how far a
+prediction is from its boundary conditions, by the conditions' own stencils) and
+:func:`neumann_flux_error` (the flux at Neumann ends by an independent fourth-order stencil).
+
 Downstream: :func:`first_crossing` finds where a sample drops to zero (the shock position).
 """
 
@@ -17,15 +21,25 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lawful.constraints.boundary import (
+    MAX_NEUMANN_ORDER,
+    BoundaryConditions,
+    Neumann,
+    boundary_residuals,
+    one_sided_derivative,
+    resolve_boundary_value,
+)
 from lawful.constraints.quadrature import check_grid, trapezoid_weights
 
 __all__ = [
     "Summary",
+    "boundary_error",
     "conservation_error",
     "crps_gaussian",
     "first_crossing",
     "gaussian_log_likelihood",
     "mean_squared_error",
+    "neumann_flux_error",
     "relative_l2",
     "summarize",
 ]
@@ -69,6 +83,39 @@ def relative_l2(prediction: Tensor, truth: Tensor, dims: tuple[int, ...] = (-1,)
     return torch.linalg.vector_norm(prediction - truth, dim=dims) / torch.linalg.vector_norm(
         truth, dim=dims
     )
+
+
+def boundary_error(field: Tensor, conditions: BoundaryConditions, spacing: float) -> Tensor:
+    """Per-sample mean of ``|residual|`` over both ends (and every other axis): ``(batch,)``.
+
+    Residuals as :func:`~lawful.constraints.boundary.boundary_residuals` defines them: Dirichlet
+    ``|u - g|``, Neumann ``|stencil u_x - g|`` with the conditions' stencil, periodic
+    ``|u_0 - u_N|``. ``field`` is ``(batch, channels, *spatial)``.
+    """
+    left, right = boundary_residuals(field, conditions, spacing)  # (batch, channels, *other)
+    return torch.stack([left, right], -1).abs().flatten(1).mean(-1)
+
+
+def neumann_flux_error(
+    field: Tensor, conditions: BoundaryConditions, spacing: float, order: int = MAX_NEUMANN_ORDER
+) -> Tensor:
+    """Per-sample mean over the Neumann ends of ``|u_x - g|``, with ``u_x`` from a one-sided
+    stencil of ``order`` (default the highest): an estimate independent of the conditions' own
+    stencil, so a model cannot score well by matching that stencil alone. ``(batch,)``.
+    """
+    dim = conditions.dim(field.ndim)
+    slice_shape = field.select(dim, 0).shape  # (batch, channels, *other)
+    errors = []
+    for condition, side in ((conditions.left, "left"), (conditions.right, "right")):
+        if isinstance(condition, Neumann):
+            flux = condition.value
+            if isinstance(flux, Tensor):
+                flux = resolve_boundary_value(flux, slice_shape, f"Neumann data at the {side} end")
+            derivative = one_sided_derivative(field, spacing, order, side, dim)  # slice shape
+            errors.append((derivative - flux).abs().flatten(1).mean(-1))  # (batch,)
+    if not errors:
+        raise ValueError("neumann_flux_error needs at least one Neumann end in the conditions")
+    return torch.stack(errors).mean(0)
 
 
 def first_crossing(samples: Tensor, grid: Tensor, level: float = 0.0) -> Tensor:

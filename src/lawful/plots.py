@@ -14,7 +14,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from torch import Tensor
 
-__all__ = ["plot_mass_over_time", "plot_profiles", "plot_shock_histograms"]
+__all__ = [
+    "plot_error_over_time",
+    "plot_mass_over_time",
+    "plot_neumann_ends",
+    "plot_profiles",
+    "plot_profiles_over_time",
+    "plot_shock_histograms",
+]
 
 _TRUTH_STYLE = {"color": "black", "linewidth": 2, "label": "exact"}
 
@@ -68,18 +75,26 @@ def plot_mass_over_time(
     titles: Sequence[str],
     path: Path,
 ) -> Path:
-    """One panel per case: total mass of each method's mean over time against the exact mass.
+    """Per case: each method's total mass over time against the exact one (top), and its
+    error, the conservation violation itself (bottom, on a symmetric log scale).
 
     ``times`` ``(T,)``; ``true_mass`` ``(cases, T)``; ``masses`` method -> ``(cases, T)``.
     """
-    figure, axes = _panels(true_mass.shape[0], titles)
-    for case, axis in enumerate(axes):
+    cases = true_mass.shape[0]
+    figure, axes = plt.subplots(2, cases, figsize=(4.5 * cases, 6.4), squeeze=False, sharex=True)
+    for case in range(cases):
+        total_axis, error_axis = axes[0, case], axes[1, case]
+        total_axis.set_title(titles[case])
         for method, mass in masses.items():
-            axis.plot(times, mass[case], marker="o", markersize=3, label=method)
-        axis.plot(times, true_mass[case], **_TRUTH_STYLE)
-        axis.set_xlabel("t")
-        axis.set_ylabel("total mass U(t)")
-    axes[0].legend(fontsize=7)
+            total_axis.plot(times, mass[case], marker="o", markersize=3, label=method)
+            error_axis.plot(times, mass[case] - true_mass[case], marker="o", markersize=3)
+        total_axis.plot(times, true_mass[case], **_TRUTH_STYLE)
+        error_axis.axhline(0.0, color="black", linewidth=1)
+        error_axis.set_yscale("symlog", linthresh=1e-6)
+        total_axis.set_ylabel("total mass U(t)")
+        error_axis.set_ylabel("mass error")
+        error_axis.set_xlabel("t")
+    axes[0, 0].legend(fontsize=7)
     return _save(figure, path)
 
 
@@ -101,5 +116,76 @@ def plot_shock_histograms(
         axis.axvline(float(true_position[case]), color="black", linewidth=2, label="exact")
         axis.set_xlabel("shock position x")
         axis.set_ylabel("density")
+    axes[0].legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_neumann_ends(
+    grid: Tensor,
+    truth: Tensor,
+    predictions: Mapping[str, Tensor],
+    flux: tuple[float, float],
+    path: Path,
+    points: int = 8,
+) -> Path:
+    """The solution near each end of one sample, with the prescribed flux drawn as a tangent.
+
+    ``grid`` ``(X,)``; ``truth`` and each prediction ``(X,)``; ``flux`` the data ``u_x`` at
+    (left, right). A prediction that bends away from the tangent lets heat through the boundary.
+    """
+    figure, axes = _panels(2, [f"left end, u_x = {flux[0]:.3g}", f"right end, u_x = {flux[1]:.3g}"])
+    ends = (slice(0, points), slice(grid.numel() - points, None))
+    for axis, end, slope, index in zip(axes, ends, flux, (0, -1), strict=True):
+        for method, prediction in predictions.items():
+            axis.plot(grid[end], prediction[end], marker="o", markersize=3, label=method)
+        axis.plot(grid[end], truth[end], linestyle="--", **_TRUTH_STYLE)
+        anchor = float(truth[index])
+        tangent = anchor + slope * (grid[end] - grid[index])  # the line the flux prescribes
+        axis.plot(grid[end], tangent, color="gray", linestyle=":", label="prescribed flux")
+        axis.set_xlabel("x")
+        axis.set_ylabel("u")
+    axes[0].legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_profiles_over_time(
+    grid: Tensor,
+    times: Tensor,
+    truth: Tensor,
+    predictions: Mapping[str, Tensor],
+    path: Path,
+) -> Path:
+    """Profiles of one sample at a few times (top row) and each method's absolute error (bottom).
+
+    ``grid`` ``(X,)``; ``times`` ``(cols,)``; ``truth`` and each prediction ``(cols, X)``.
+    """
+    columns = times.numel()
+    figure, axes = plt.subplots(2, columns, figsize=(4 * columns, 6), squeeze=False)
+    for column in range(columns):
+        top, bottom = axes[0, column], axes[1, column]
+        top.set_title(f"t = {float(times[column]):.3g}")
+        for method, prediction in predictions.items():
+            (line,) = top.plot(grid, prediction[column], label=method, linewidth=1.2)
+            error = (prediction[column] - truth[column]).abs()
+            bottom.semilogy(grid, error, color=line.get_color(), label=method, linewidth=1)
+        top.plot(grid, truth[column], linestyle="--", **_TRUTH_STYLE)
+        top.set_xlabel("x")
+        bottom.set_xlabel("x")
+    axes[0, 0].set_ylabel("u")
+    axes[1, 0].set_ylabel("|error|")
+    axes[0, 0].legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_error_over_time(
+    times: Tensor, errors: Mapping[str, Tensor], titles: Sequence[str], path: Path
+) -> Path:
+    """Relative L2 error against time, one panel per case: ``errors`` method -> ``(cases, T)``."""
+    figure, axes = _panels(len(titles), titles)
+    for case, axis in enumerate(axes):
+        for method, error in errors.items():
+            axis.semilogy(times, error[case], marker="o", markersize=3, label=method)
+        axis.set_xlabel("t")
+        axis.set_ylabel("relative L2 error")
     axes[0].legend(fontsize=7)
     return _save(figure, path)

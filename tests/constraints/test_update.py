@@ -46,7 +46,7 @@ def _random_constraint(batch=(3,), n=N, k=2, noise=0.0, dtype=torch.float64, see
 
 
 def _textbook_posterior(belief, constraint):
-    """mu + Sigma G^T (G Sigma G^T + S)^-1 (b - G mu), Sigma - Sigma G^T (...)^-1 G Sigma, densely."""
+    """The posterior by the printed formula, with an n x n covariance and an explicit inverse."""
     sigma = belief.covariance.to_dense()
     g = constraint.weights
     noise = constraint.noise_variance * torch.eye(g.shape[-2], dtype=sigma.dtype)
@@ -218,7 +218,8 @@ def test_constrained_likelihood_is_the_posterior_density():
 
 def test_mass_from_boundary_flux_integrates_the_net_outflow():
     times = torch.linspace(0, 1, 101, dtype=torch.float64)
-    # Flux 2t entering at the left (F > 0 points into the domain there), none leaving: U(t) = U0 + t^2.
+    # Flux 2t entering at the left (F > 0 points into the domain there), none leaving:
+    # U(t) = U0 + t^2.
     mass = mass_from_boundary_flux(
         torch.tensor(0.5, dtype=torch.float64), times, 2 * times, 0 * times
     )

@@ -8,12 +8,13 @@ import torch
 from torch import Tensor
 
 from conftest import fitted_order
+from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Neumann, Periodic
 from lawful.constraints.quadrature import trapezoid_weights
 from lawful.pdes._method_of_lines import uniform_steps
 from lawful.pdes.boundary_problems import (
     BOUNDARY_PROBLEMS,
+    NEUMANN_STENCIL_ORDER,
     NUM_FRAMES,
-    BoundaryConditions,
     make_boundary_dataset,
 )
 from lawful.pdes.burgers1d import (
@@ -264,13 +265,15 @@ def test_dataset_single_step_is_the_last_frame_and_boundary_data_holds(name):
 
     conditions, u = frames["conditions"], frames["outputs"]
     for end, column in (("left", 0), ("right", -1)):
-        kind, data = getattr(conditions, end), frames["boundary"][end]
-        if kind == "periodic":
+        condition, data = getattr(conditions, end), frames["boundary"][end]
+        if isinstance(condition, Periodic):
             assert data is None
             torch.testing.assert_close(u[..., 0], u[..., -1], rtol=0, atol=0)
-        elif kind == "dirichlet":
+        elif isinstance(condition, Dirichlet):
             torch.testing.assert_close(u[..., column], data, rtol=0, atol=0)
         else:  # Neumann data is u_x: its values are checked by convergence below
+            assert isinstance(condition, Neumann)
+            assert condition.order == NEUMANN_STENCIL_ORDER
             assert data.shape == (batch, NUM_FRAMES)
 
 
@@ -350,5 +353,5 @@ def test_stokes_dataset_takes_the_viscosity_and_its_walls_follow_the_formula():
 def test_unknown_problem_and_half_periodic_conditions_are_refused():
     with pytest.raises(ValueError, match="unknown boundary problem 'heat'"):
         make_boundary_dataset("heat", 2, 11, torch.Generator())
-    with pytest.raises(ValueError, match="periodic condition joins both ends"):
-        BoundaryConditions("periodic", "dirichlet", "u(0) = u(1)", "u = 0")
+    with pytest.raises(ValueError, match="periodic condition must be on both ends"):
+        BoundaryConditions(Periodic(), Dirichlet())

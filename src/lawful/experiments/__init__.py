@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from lawful.experiments import conservation
+from lawful.experiments import boundary, conservation
 
 __all__ = ["EXPERIMENTS", "PRESET_NAMES", "run_experiment"]
 
 EXPERIMENTS: dict[str, str] = {
-    name: "conservation (ProbConserv)" for name in conservation.CONSERVATION_EXPERIMENTS
+    **{name: "conservation (ProbConserv)" for name in conservation.CONSERVATION_EXPERIMENTS},
+    **{name: "boundary conditions (BOON)" for name in boundary.BOUNDARY_EXPERIMENTS},
 }
 PRESET_NAMES = ("quick", "paper", "tiny")
 
@@ -25,8 +26,15 @@ def run_experiment(
     stages: tuple[str, ...] = ("data", "train", "evaluate"),
     progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
+    num_devices: int = 1,
 ) -> dict | None:
-    """Run ``stages`` of experiment ``name``; returns the metrics when it evaluated."""
+    """Run ``stages`` of experiment ``name``; returns the metrics when it evaluated.
+
+    ``num_devices > 1`` trains data-parallel; processes other than the main one return ``None``.
+    """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
-    return conservation.run(name, preset, out, device, seed, reference, stages, progress, log)
+    runner = boundary.run if name in boundary.BOUNDARY_EXPERIMENTS else conservation.run
+    return runner(
+        name, preset, out, device, seed, reference, stages, progress, log, num_devices=num_devices
+    )

@@ -93,8 +93,8 @@ PRESETS = {
         num_train_functions=400,
         num_test_functions=20,
         batch_size=40,
-        epochs=25,
-        learning_rate=1e-3,
+        epochs=40,
+        learning_rate=3e-4,
         hidden_dim=64,
         latent_dim=64,
         num_heads=4,
@@ -195,9 +195,15 @@ def train(
     device: str,
     seed: int,
     progress: bool = True,
-) -> dict[str, AttentiveNeuralProcess]:
-    """Train the ANP (ELBO) and the SoftC-ANP; their weights land in ``folder/{anp,pinp}.pt``."""
+    num_devices: int = 1,
+) -> dict[str, AttentiveNeuralProcess] | None:
+    """Train the ANP (ELBO) and the SoftC-ANP; their weights land in ``folder/{anp,pinp}.pt``.
+
+    Under data-parallel training every process trains; only the main one writes the weights,
+    and the others get ``None``.
+    """
     models = {}
+    is_main = True
     for method, objective in (("ANP", "elbo"), ("SoftC-ANP", "softc")):
         weights_path = folder / ANP_FILES[method]
         model = build_anp(preset)
@@ -220,11 +226,18 @@ def train(
                 shuffle=True,
                 generator=torch.Generator().manual_seed(seed),
             )
-            settings = TrainSettings(max_epochs=preset.epochs, device=device, progress=progress)
-            fit(module, loader, settings, folder / f"checkpoints-{objective}")
-            torch.save(model.state_dict(), weights_path)
+            settings = TrainSettings(
+                max_epochs=preset.epochs,
+                device=device,
+                progress=progress,
+                gradient_clip=1.0,
+                num_devices=num_devices,
+            )
+            is_main = fit(module, loader, settings, folder / f"checkpoints-{objective}")
+            if is_main:
+                torch.save(model.state_dict(), weights_path)
         models[method] = model.eval()
-    return models
+    return models if is_main else None
 
 
 # ---------------------------------------------------------------------------------- evaluate
@@ -277,6 +290,7 @@ def _anp_predictions(
     true_mass: Tensor,
     preset: ConservationPreset,
     generator: torch.Generator,
+    progress: bool,
 ) -> dict[str, MethodPrediction]:
     """ANP-family predictions at each of ``times`` (the last is t*) on ``grid``.
 
@@ -285,7 +299,8 @@ def _anp_predictions(
     """
     slices: dict[str, list[tuple[Tensor, Tensor]]] = {}
     draws: dict[str, Tensor] = {}
-    for time_index, t in enumerate(tqdm(times.tolist(), desc="predict", leave=False)):
+    progress_bar = tqdm(times.tolist(), desc="predict", leave=False, disable=not progress)
+    for time_index, t in enumerate(progress_bar):
         at_t_star = time_index == times.numel() - 1
         num_samples = preset.num_latent_samples if at_t_star else preset.num_mass_samples
         constraint = mass_constraint(grid, true_mass[:, time_index])  # values (B, 1)
@@ -394,6 +409,7 @@ def evaluate(
     preset: ConservationPreset,
     seed: int,
     with_gp: bool,
+    progress: bool = True,
 ) -> Evaluation:
     """Every method's metrics at t*, per test parameter, and the data the figures draw."""
     generator = torch.Generator().manual_seed(seed)
@@ -411,7 +427,9 @@ def evaluate(
     params = test_sets.params[:, 0].double()
     truth = problem.solution(params[:, None, None], times[None, :, None], grid)  # (B, times, X)
     true_mass = problem.total_mass(params[:, None], times[None, :])  # (B, times)
-    predictions = _anp_predictions(models, test_sets, times, grid, true_mass, preset, generator)
+    predictions = _anp_predictions(
+        models, test_sets, times, grid, true_mass, preset, generator, progress
+    )
     if with_gp:
         predictions |= _gp_predictions(test_sets, times, grid, true_mass, preset, generator)
     rows = []
@@ -445,33 +463,41 @@ def run(
     stages: tuple[str, ...] = ("data", "train", "evaluate"),
     progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
+    num_devices: int = 1,
 ) -> dict | None:
-    """The whole job for one conservation experiment; returns the ``metrics.json`` content."""
+    """The whole job for one conservation experiment; returns the ``metrics.json`` content.
+
+    With ``num_devices > 1`` every process generates the same data (atomic writes make that
+    safe) and trains; only the main process evaluates. The others return ``None``.
+    """
     problem = get_conservation_problem(experiment)
     preset = PRESETS[preset_name]
     out.mkdir(parents=True, exist_ok=True)
     settings = {"experiment": experiment, "preset": preset_name, "seed": seed, **asdict(preset)}
     (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
     if reference is not None:
-        return _run_reference(problem, preset, out, reference, seed, log)
+        return _run_reference(problem, out, reference, seed, progress, log)
 
     train_path, test_path = out / "data" / "train.h5", out / "data" / "test.h5"
-    if "data" in stages:
+    if "data" in stages or not (train_path.exists() and test_path.exists()):
         log(f"generating {problem.name} data into {out / 'data'}")
         generate_data(problem, preset, out / "data", seed)
     models = None
     if "train" in stages:
         log("training ANP and SoftC-ANP")
+        train_sets = load_function_sets(train_path)
         models = train(
-            problem, preset, load_function_sets(train_path), out / "models", device, seed, progress
+            problem, preset, train_sets, out / "models", device, seed, progress, num_devices
         )
+        if models is None:
+            return None  # not the main process of a data-parallel run
     if "evaluate" not in stages:
         return None
     if models is None:
         models = _load_trained(preset, out / "models")
     log("evaluating all methods")
     evaluation = evaluate(
-        problem, models, load_function_sets(test_path), preset, seed, preset.with_gp
+        problem, models, load_function_sets(test_path), preset, seed, preset.with_gp, progress
     )
     return _write_outputs(problem, preset_name, out, evaluation)
 
@@ -490,10 +516,10 @@ def _load_trained(preset: ConservationPreset, folder: Path) -> dict[str, Attenti
 
 def _run_reference(
     problem: ConservationProblem,
-    preset: ConservationPreset,
     out: Path,
     reference: Path,
     seed: int,
+    progress: bool,
     log: Callable[[str], None],
 ) -> dict:
     """Evaluate published checkpoints on the published test set, at the paper's settings."""
@@ -510,8 +536,15 @@ def _run_reference(
             raise FileNotFoundError(f"reference folder {reference} has no {filename}")
     sets, _ = load_published_test_set(reference / "test.pt")
     log(f"evaluating published checkpoints from {reference} on {sets.params.shape[0]} functions")
-    paper = replace(PRESETS["paper"], num_latent_samples=100, num_mass_times=11, num_shock_draws=5)
-    evaluation = evaluate(problem, models, sets, paper, seed, with_gp=False)
+    # The paper's evaluation at t*; the mass-over-time figure uses fewer latent draws.
+    paper = replace(
+        PRESETS["paper"],
+        num_latent_samples=100,
+        num_mass_samples=5,
+        num_mass_times=11,
+        num_shock_draws=5,
+    )
+    evaluation = evaluate(problem, models, sets, paper, seed, with_gp=False, progress=progress)
     return _write_outputs(problem, "reference", out, evaluation)
 
 

@@ -15,26 +15,38 @@ __all__ = ["MetricRow", "format_value", "write_metrics", "write_report"]
 
 @dataclass(frozen=True)
 class MetricRow:
-    """One method at one parameter value: metric name -> value, plus standard errors."""
+    """One method at one parameter value: metric name -> value, plus standard errors.
+
+    ``task`` tells rows of one experiment apart beyond the parameter (e.g. single-step and
+    multi-step); ``None`` leaves it out of ``metrics.json`` and the table.
+    """
 
     method: str
     param: float | None
     values: dict[str, float]
     standard_errors: dict[str, float] = field(default_factory=dict)
+    task: str | None = None
 
     @classmethod
     def from_summaries(
-        cls, method: str, param: float | None, summaries: Mapping[str, Summary]
+        cls,
+        method: str,
+        param: float | None,
+        summaries: Mapping[str, Summary],
+        task: str | None = None,
     ) -> MetricRow:
         return cls(
             method,
             param,
             {name: summary.mean for name, summary in summaries.items()},
             {name: summary.standard_error for name, summary in summaries.items()},
+            task,
         )
 
     def to_json(self) -> dict:
         row: dict = {"method": self.method, "param": self.param}
+        if self.task is not None:
+            row["task"] = self.task
         row |= {name: _json_number(value) for name, value in self.values.items()}
         row |= {f"{name}_se": _json_number(value) for name, value in self.standard_errors.items()}
         return row
@@ -58,12 +70,14 @@ def format_value(value: float, standard_error: float | None = None) -> str:
 
 
 def markdown_table(rows: Sequence[MetricRow], columns: Sequence[str], param_name: str) -> str:
-    header = ["method", param_name, *columns]
+    with_task = any(row.task is not None for row in rows)
+    header = [*(["task"] if with_task else []), "method", param_name, *columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         param = "" if row.param is None else f"{row.param:g}"
+        task = [row.task or ""] if with_task else []
         cells = [format_value(row.values[name], row.standard_errors.get(name)) for name in columns]
-        lines.append("| " + " | ".join([row.method, param, *cells]) + " |")
+        lines.append("| " + " | ".join([*task, row.method, param, *cells]) + " |")
     return "\n".join(lines)
 
 

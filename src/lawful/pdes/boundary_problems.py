@@ -3,7 +3,9 @@
 Every problem lives on [0, 1], sampled on the uniform grid x_0 = 0 .. x_{N} = 1 with both ends
 (``resolution`` = N + 1 points). Inputs are the initial condition u(x, 0); outputs are u at
 ``NUM_FRAMES`` equally spaced times ``t_j = j * frame_spacing`` (multi-step) or at the last of them
-(single-step). The end conditions, which the BOON model reads from ``BoundaryProblem.conditions``:
+(single-step). The end conditions, which the BOON model reads from ``BoundaryProblem.conditions``
+(:mod:`lawful.constraints.boundary` specs along the x axis; their values are placeholders, the
+data per sample and output time is in ``BoundaryDataset["boundary"]``):
 
 ==================  ====================================  =====================================
 name                left end (x = 0)                      right end (x = 1)
@@ -25,55 +27,36 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, TypedDict
+from typing import NamedTuple, TypedDict
 
 import torch
 from torch import Tensor
 
+from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Neumann, Periodic
 from lawful.pdes.burgers1d import solve_burgers_dirichlet, solve_burgers_periodic
 from lawful.pdes.heat1d import solve_heat_neumann
 from lawful.pdes.random_fields import sample_periodic_gaussian_field
 from lawful.pdes.stokes import stokes_second_problem
 from lawful.pdes.wave1d import wave_cosine_series
 
-BoundaryKind = Literal["dirichlet", "neumann", "periodic"]
-
 NUM_FRAMES = 25
 """Output frames of a multi-step dataset; a single-step dataset keeps only the last."""
+
+NEUMANN_STENCIL_ORDER = 2
+"""Order of the one-sided stencil of every Neumann end: that of the second-order solvers, so the
+data obeys it to O(h^2)."""
 
 # Courant number |u| dt / h for the explicit Burgers flux: AB2 and ETDRK4 are both stable below it.
 _BURGERS_COURANT = 0.5
 
 __all__ = [
     "BOUNDARY_PROBLEMS",
+    "NEUMANN_STENCIL_ORDER",
     "NUM_FRAMES",
-    "BoundaryConditions",
     "BoundaryDataset",
-    "BoundaryKind",
     "BoundaryProblem",
     "make_boundary_dataset",
 ]
-
-
-@dataclass(frozen=True)
-class BoundaryConditions:
-    """The kind of condition at each end and, in words, its data.
-
-    The data itself, per sample and output time, is in ``BoundaryDataset["boundary"]``: values for
-    Dirichlet ends, derivatives u_x (not outward normals) for Neumann ends, nothing for periodic.
-    """
-
-    left: BoundaryKind
-    right: BoundaryKind
-    left_data: str
-    right_data: str
-
-    def __post_init__(self) -> None:
-        if (self.left == "periodic") != (self.right == "periodic"):
-            raise ValueError(
-                "a periodic condition joins both ends; "
-                f"got left {self.left!r}, right {self.right!r}"
-            )
 
 
 class BoundaryDataset(TypedDict):
@@ -86,7 +69,7 @@ class BoundaryDataset(TypedDict):
     x: Tensor  # (X,)
     t: Tensor  # () or (T,)
     boundary: dict[str, Tensor | None]  # "left", "right": (batch,) or (batch, T); None if periodic
-    conditions: BoundaryConditions
+    conditions: BoundaryConditions  # kinds of the ends along x; data in ``boundary``
     parameters: dict[str, Tensor]  # per-sample problem parameters, each (batch,)
 
 
@@ -256,38 +239,38 @@ def _sample_wave(
     return _Solution(initial, frames, no_flux, no_flux.clone(), {})
 
 
+_NEUMANN = Neumann(0.0, order=NEUMANN_STENCIL_ORDER)
+
 BOUNDARY_PROBLEMS: dict[str, BoundaryProblem] = {
     problem.name: problem
     for problem in (
         BoundaryProblem(
             "heat-neumann",
-            BoundaryConditions("neumann", "neumann", "u_x = 0", "u_x = 5 sin(pi t)"),
+            BoundaryConditions(_NEUMANN, _NEUMANN),
             frame_spacing=0.02,
             sample=_sample_heat,
         ),
         BoundaryProblem(
             "burgers-dirichlet",
-            BoundaryConditions("dirichlet", "dirichlet", "u = u0(0)", "u = u0(1)"),
+            BoundaryConditions(Dirichlet(), Dirichlet()),
             frame_spacing=0.04,
             sample=_sample_burgers_dirichlet,
         ),
         BoundaryProblem(
             "burgers-periodic",
-            BoundaryConditions("periodic", "periodic", "u(0) = u(1)", "u(1) = u(0)"),
+            BoundaryConditions(Periodic(), Periodic()),
             frame_spacing=0.04,
             sample=_sample_burgers_periodic,
         ),
         BoundaryProblem(
             "stokes",
-            BoundaryConditions(
-                "dirichlet", "dirichlet", "u = U cos(w t)", "u = U exp(-k) cos(w t - k)"
-            ),
+            BoundaryConditions(Dirichlet(), Dirichlet()),
             frame_spacing=0.08,
             sample=_sample_stokes,
         ),
         BoundaryProblem(
             "wave",
-            BoundaryConditions("neumann", "neumann", "u_x = 0", "u_x = 0"),
+            BoundaryConditions(_NEUMANN, _NEUMANN),
             frame_spacing=0.04,
             sample=_sample_wave,
         ),

@@ -46,6 +46,8 @@ class NeuralProcessModule(L.LightningModule):
         learning_rate: float = 1e-4,
         softc_weight: float = 1.0,
         num_target_times: int = 10,
+        log_constraint_precision: float = 0.0,
+        learn_constraint_precision: bool = True,
     ) -> None:
         super().__init__()
         if objective not in ("elbo", "softc", "probconserv"):
@@ -56,8 +58,11 @@ class NeuralProcessModule(L.LightningModule):
         self.learning_rate = learning_rate
         self.softc_weight = softc_weight
         self.num_target_times = num_target_times
-        # Learned only by the "probconserv" objective; kept for all so checkpoints share a layout.
-        self.log_constraint_precision = nn.Parameter(torch.tensor(0.0))
+        # Used only by the "probconserv" objective; kept for all so checkpoints share a layout.
+        self.log_constraint_precision = nn.Parameter(
+            torch.tensor(float(log_constraint_precision)),
+            requires_grad=learn_constraint_precision and objective == "probconserv",
+        )
         self.save_hyperparameters(ignore=["model", "problem"])
 
     def training_step(self, batch: tuple[Tensor, ...], batch_index: int) -> Tensor:

@@ -1,7 +1,12 @@
-"""One way to run Lightning for every experiment: checkpoints, resume, progress, devices.
+"""One way to run Lightning for every experiment: checkpoints, resume, progress, devices, DDP.
 
 ``fit`` resumes from ``checkpoint_dir/last.ckpt`` when it exists, so an interrupted ``lawful run``
 picks up where it stopped; a finished run is not trained again.
+
+With ``num_devices > 1`` training is data-parallel (DDP, one process per device; gloo on CPUs,
+NCCL on GPUs). Under ``torchrun`` every process runs the whole command and Lightning joins the
+processes torchrun started; otherwise Lightning starts the extra processes itself. Either way
+``fit`` returns whether this process is the main one, which alone should write results.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class TrainSettings:
     precision: str = "32-true"
     progress: bool = True
     gradient_clip: float | None = None
+    num_devices: int = 1
 
 
 def fit(
@@ -32,14 +38,18 @@ def fit(
     settings: TrainSettings,
     checkpoint_dir: Path,
     val_loader: DataLoader | None = None,
-) -> L.LightningModule:
-    """Train ``module`` (resuming if a checkpoint exists) and return it with its final weights."""
+) -> bool:
+    """Train ``module`` in place (resuming if a checkpoint exists).
+
+    Returns whether this process is the main one (rank 0; always true on one device).
+    """
     checkpoint_dir = Path(checkpoint_dir)
     last = checkpoint_dir / "last.ckpt"
     trainer = L.Trainer(
         max_epochs=settings.max_epochs,
         accelerator=settings.device,
-        devices=1,
+        devices=settings.num_devices,
+        strategy="ddp" if settings.num_devices > 1 else "auto",
         precision=settings.precision,
         gradient_clip_val=settings.gradient_clip,
         callbacks=[
@@ -48,6 +58,7 @@ def fit(
         ],
         enable_progress_bar=settings.progress,
         logger=CSVLogger(checkpoint_dir, name="logs"),
+        log_every_n_steps=max(1, min(50, len(train_loader))),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=False,
@@ -58,4 +69,4 @@ def fit(
         val_dataloaders=val_loader,
         ckpt_path=str(last) if last.exists() else None,
     )
-    return module
+    return trainer.is_global_zero

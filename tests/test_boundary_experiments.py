@@ -1,0 +1,121 @@
+"""The boundary experiments end to end on the tiny preset (files, layout, exact boundaries,
+resume), and the operator training module on a tiny problem."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lawful.cli import main
+from lawful.experiments import run_experiment
+from lawful.experiments.boundary import METHODS
+from lawful.operators.fno import FNO1d
+from lawful.training.operator import OperatorModule, relative_l2_loss
+from lawful.training.trainer import TrainSettings, fit
+
+
+def _run(experiment: str, out: Path, command: str = "run") -> None:
+    args = [command, experiment, "--preset", "tiny", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+
+
+@pytest.fixture(scope="module")
+def stokes_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("stokes")
+    _run("stokes", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def heat_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("heat")
+    _run("heat-neumann", out)
+    return out
+
+
+def _rows(out: Path, experiment: str) -> list[dict]:
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["experiment"] == experiment and metrics["preset"] == "tiny"
+    for row in metrics["rows"]:
+        assert {"method", "param", "task", "rel_l2", "rel_l2_se", "boundary_error"} <= set(row)
+    return metrics["rows"]
+
+
+def test_stokes_rows_per_viscosity_with_exact_dirichlet_walls_for_boon(stokes_run):
+    rows = _rows(stokes_run, "stokes")
+    assert {(row["method"], row["param"]) for row in rows} == {
+        (method, nu) for method in METHODS for nu in (0.1, 0.001)
+    }
+    for row in rows:
+        assert row["task"] == "multi-step" and 0 < row["rel_l2"] < 10
+        if row["method"] in ("BOON", "FNO+overwrite"):
+            assert row["boundary_error"] < 1e-5, row
+        else:  # an untrained FNO misses the wall velocity by O(U) ~ 1
+            assert row["boundary_error"] > 1e-2, row
+    report = (stokes_run / "report.md").read_text()
+    assert "| multi-step | BOON | 0.001 |" in report
+    over_time = json.loads((stokes_run / "error_over_time.json").read_text())
+    assert len(over_time["multi-step-param0.001"]["BOON"]) == 25
+    for figure in (
+        "profiles_over_time-multi-step-param0.1.png",
+        "profiles_over_time-multi-step-param0.001.png",
+        "error_over_time.png",
+    ):
+        assert (stokes_run / figure).stat().st_size > 10_000
+
+
+def test_heat_reports_both_tasks_and_boon_meets_the_flux_exactly(heat_run):
+    rows = _rows(heat_run, "heat-neumann")
+    assert {(row["task"], row["method"]) for row in rows} == {
+        (task, method) for task in ("single-step", "multi-step") for method in METHODS
+    }
+    for row in rows:
+        assert row["param"] is None
+        assert row["flux_error_4th_order"] > 0  # a different stencil: not exact by construction
+        if row["method"] == "BOON":
+            assert row["boundary_error"] < 1e-5, row
+        if row["method"] == "FNO":
+            assert row["boundary_error"] > 1e-2, row
+    for figure in ("heat_ends.png", "profiles-single-step.png", "error_over_time.png"):
+        assert (heat_run / figure).stat().st_size > 10_000
+
+
+def test_rerun_resumes_instead_of_regenerating_or_retraining(heat_run):
+    kept = [heat_run / "data" / "train.h5", heat_run / "models" / "single-step" / "boon.pt"]
+    before = [path.stat().st_mtime_ns for path in kept]
+    metrics_before = json.loads((heat_run / "metrics.json").read_text())
+    _run("heat-neumann", heat_run)
+    assert [path.stat().st_mtime_ns for path in kept] == before
+    assert json.loads((heat_run / "metrics.json").read_text()) == metrics_before
+
+
+def test_reference_checkpoints_are_refused_for_boundary_experiments(tmp_path):
+    with pytest.raises(ValueError, match="--reference is not supported"):
+        run_experiment("wave", "tiny", tmp_path, reference=tmp_path)
+
+
+def test_operator_module_loss_decreases_on_a_tiny_problem(tmp_path):
+    # Learn u -> 2 u on smooth inputs: a linear operator an FNO represents exactly.
+    x = torch.linspace(0, 1, 16)
+    frequencies = torch.arange(1, 9, dtype=torch.float32)[:, None]  # (8, 1)
+    inputs = torch.sin(torch.pi * frequencies * x)[:, None]  # (8, 1, 16)
+    data = TensorDataset(inputs, 2 * inputs)
+    model = FNO1d(1, 1, width=8, modes=4, projection_width=16)
+    module = OperatorModule(model, learning_rate=1e-2, weight_decay=0.0, lr_step_epochs=100)
+    with torch.no_grad():
+        before = float(relative_l2_loss(module(inputs), 2 * inputs))
+    loader = DataLoader(
+        data, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    fit(module, loader, TrainSettings(max_epochs=30, progress=False), tmp_path)
+    with torch.no_grad():
+        after = float(relative_l2_loss(module(inputs), 2 * inputs))
+    assert before > 0.9  # an untrained FNO is about as far as predicting zero
+    assert after < 0.5 * before
+
+
+def test_operator_module_refuses_a_bad_schedule():
+    with pytest.raises(ValueError, match="lr_step_epochs >= 1"):
+        OperatorModule(FNO1d(1, 1, width=4, modes=2), lr_step_epochs=0)
