@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from lawful.beliefs import GaussianBelief
-from lawful.constraints.conservation import LinearConstraint, mass_constraint
+from lawful.constraints.conservation import mass_constraint
 from lawful.constraints.quadrature import trapezoid_weights
 from lawful.constraints.update import condition, project_identity, sample_posterior
 from lawful.data.published import load_published_test_set
@@ -314,36 +314,23 @@ def _anp_predictions(
             for name, belief in beliefs.items():
                 slices.setdefault(name, []).append(combine_samples(belief.mean, belief.variance()))
             if at_t_star:
-                draws |= _draws_per_method(beliefs, samples, constraint, preset, generator)
+                # Draws per latent sample, (draws, S, B, X). ProbConserv's come from its full
+                # (low-rank-updated) posterior covariance by Matheron's rule, in O(n) each.
+                count = preset.num_shock_draws
+                draws[method] = samples.sample(count, generator)
+                if method == "ANP":
+                    draws["HardC-ANP"] = beliefs["HardC-ANP"].sample(count, generator)
+                    draws["ProbConserv-ANP"] = sample_posterior(
+                        samples, constraint, count, generator
+                    )
     return {
         name: MethodPrediction(
             torch.stack([mean for mean, _ in per_time], 1),
             torch.stack([variance for _, variance in per_time], 1),
-            draws[name],
+            draws[name].reshape(-1, *draws[name].shape[-2:]),  # (draws * S, B, X)
         )
         for name, per_time in slices.items()
     }
-
-
-def _draws_per_method(
-    beliefs: dict[str, GaussianBelief],
-    prior: GaussianBelief,
-    constraint: LinearConstraint,
-    preset: ConservationPreset,
-    generator: torch.Generator,
-) -> dict[str, Tensor]:
-    """``num_shock_draws`` draws per latent sample from each method's belief, ``(draws, B, X)``.
-
-    ProbConserv draws from its full (low-rank-updated) posterior covariance by Matheron's rule.
-    """
-    draws = {}
-    for name, belief in beliefs.items():
-        if name.startswith("ProbConserv"):
-            sample = sample_posterior(prior, constraint, preset.num_shock_draws, generator)
-        else:
-            sample = belief.sample(preset.num_shock_draws, generator)  # (draws, S, B, X)
-        draws[name] = sample.reshape(-1, *sample.shape[-2:])
-    return draws
 
 
 def _gp_predictions(
