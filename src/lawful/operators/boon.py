@@ -19,11 +19,12 @@ note's correction (``K y = K v + d_0 K e_0 + d_N K e_N``). The interior moves on
 layer's own boundary responses, as in BOON.
 
 Cost: the solves need only the entries near the ends, and the responses' end values depend on
-the weights alone (a batch of 2, once per forward pass). In a 1-D FNO the correction is folded
-into the layer itself: a response's spectral part joins the layer's Fourier coefficients before
-its one inverse FFT, its pointwise part touches only the end entry, so BOON adds no full-size
-pass to the layer beyond writing the two end columns (see
-:meth:`BoundaryCorrectedFNO._corrected_spectral_layer`).
+the weights alone (once per forward pass). In a 1-D FNO the correction is folded into the layer
+itself: a response's spectrum is the spectral weights summed over input channels times the
+impulse's known coefficients (no probe batch), it joins the layer's Fourier coefficients before
+its one inverse FFT, its pointwise part touches only the end entry, and the near-end slices are
+carried from layer to layer, so BOON adds no full-size pass to the layer beyond writing the two
+end columns (see :meth:`BoundaryCorrectedFNO._corrected_spectral_layer`).
 
 Each correction acts along one axis ``dim`` and broadcasts over the others (e.g. every time frame
 of a space + time model, each with its own boundary data), so a 2-D model can correct one axis
@@ -107,6 +108,17 @@ class _EndSystem:
             row[count - len(equation.from_right) :] += row.new_tensor(equation.from_right[::-1])
         self.impulses = like.new_zeros(2, count)  # (end, P): 1 at index 0, resp. at index N
         self.impulses[0, 0] = self.impulses[1, -1] = 1
+        self.impulse_matrix = self.rows @ self.impulses.T  # (equation, end)
+        # The data once per forward pass, not once per layer: a residual is l(0) - l(u), where a
+        # keep-current equation (target None) has residual 0 and so reads nothing (zero row).
+        zero_shape = [*like.shape[:dim], count, *like.shape[dim + 1 :]]
+        zero_shape[1] = 1  # the data are the same in every channel
+        zero_field = like.new_zeros(()).expand(zero_shape)  # (batch, 1, ..., P, ...)
+        self.targets = torch.stack(
+            torch.broadcast_tensors(*(eq.residual(zero_field, dim) for eq in self.equations)), -1
+        )  # (batch, 1, *other, 2) or (2,)
+        read = like.new_tensor([eq.target is not None for eq in self.equations])  # (equation,)
+        self.residual_rows = self.rows * read.unsqueeze(-1)  # (equation, P)
         self.n = n
         self.ends = torch.tensor([0, n - 1], device=like.device)  # (2,) in the field
         self.ends_near = torch.tensor([0, count - 1], device=like.device)  # (2,) in the slice
@@ -114,11 +126,6 @@ class _EndSystem:
     def gather(self, field: Tensor) -> Tensor:
         """``field`` at the positions near the ends: ``(..., n, ...) -> (..., P, ...)`` on dim."""
         return field.index_select(self.dim, self.positions)
-
-    def impulses_like(self, ndim: int) -> Tensor:
-        """The end impulses, broadcastable against near-end vectors ``(2, channels, ...)``."""
-        trailing = ndim - self.dim - 1
-        return self.impulses.view(2, *([1] * (self.dim - 1)), -1, *([1] * trailing))
 
     def apply(self, near: Tensor) -> Tensor:
         """Both equations on a near-end field: ``(lead, P at dim, *other) -> (lead, *other, 2)``."""
@@ -135,23 +142,17 @@ class _EndSystem:
         near-singular and the end impulses replace the responses (see :func:`correct_boundary`);
         ``multiples (batch, channels, *other, 2)`` are those of the chosen vectors.
         """
-
-        def system(vectors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-            lhs = self.apply(vectors)  # (2 vectors, channels, *other, 2 equations)
-            return lhs[0, ..., 0], lhs[1, ..., 0], lhs[0, ..., 1], lhs[1, ..., 1]
-
-        a, b, c, d = system(responses_near)
+        # matrix[..., e, j] = l_e(vector j): the weights alone, so the batch meets one matmul.
+        matrix = self.apply(responses_near).movedim(0, -1)  # (channels, *other, 2 eq, 2 vectors)
+        a, b, c, d = matrix.flatten(-2).unbind(-1)  # each (channels, *other)
         row_sizes = (a.abs() + b.abs()) * (c.abs() + d.abs())
         use_impulse = (a * d - b * c).abs() <= pivot_tolerance * row_sizes  # (channels, *other)
-        vectors = torch.where(
-            use_impulse.unsqueeze(self.dim - 1),
-            self.impulses_like(responses_near.ndim),
-            responses_near,
-        )  # no host sync
-        a, b, c, d = system(vectors)
-        r1, r2 = (equation.residual(output_near, self.dim) for equation in self.equations)
-        numerators = torch.stack([r1 * d - r2 * b, a * r2 - c * r1], -1)  # (batch, ch, *other, 2)
-        return numerators / (a * d - b * c).unsqueeze(-1), use_impulse
+        matrix = torch.where(use_impulse[..., None, None], self.impulse_matrix, matrix)
+        a, b, c, d = matrix.flatten(-2).unbind(-1)
+        adjugate = torch.stack([d, -b, -c, a], -1).unflatten(-1, (2, 2))  # (channels, *other, 2, 2)
+        inverse = adjugate / (a * d - b * c)[..., None, None]  # (channels, *other, vector, eq)
+        residuals = self.targets - output_near.movedim(self.dim, -1) @ self.residual_rows.T
+        return (inverse @ residuals.unsqueeze(-1)).squeeze(-1), use_impulse  # (batch, ch, .., 2)
 
 
 def _response_scale(responses: Tensor, dim: int) -> Tensor:
@@ -205,13 +206,29 @@ def _extend_over_padding(value: BoundaryValue, padding: int) -> BoundaryValue:
     return torch.cat([value, value[..., -1:].expand(*value.shape[:-1], padding)], dim=-1)
 
 
-def _synthesis_near_ends(modes: int, system: _EndSystem, like: Tensor) -> Tensor:
-    """``(modes, 2, P)``: ``irfft`` of a unit real (0) or imaginary (1) coefficient on each kept
-    mode, at the positions near the ends, so ``irfft(X)`` there is an O(modes) sum."""
-    eye = torch.eye(modes, dtype=like.dtype, device=like.device)  # (modes, modes)
-    units = torch.stack([torch.complex(eye, 0 * eye), torch.complex(0 * eye, eye)])
-    waves = torch.fft.irfft(units, n=system.n)  # (2, modes, n)
-    return system.gather(waves).transpose(0, 1)  # (modes, 2, P)
+class _EndSpectra:
+    """What a 1-D layer keeping ``modes`` modes needs about the ends of the grid of ``system``.
+
+    ``impulses (2, modes)``: the kept Fourier coefficients of the unit impulses ``e_0, e_N``, so a
+    response's spectrum is a product, not a spectral convolution of probes.
+    ``waves (modes * 2, x)``: ``irfft`` of a unit real or imaginary coefficient on each kept mode,
+    so ``irfft`` of a few spectra is one small matmul; ``synthesis (modes, 2, P)``: the same near
+    the ends, so ``irfft(X)`` there is an O(modes) sum.
+    """
+
+    def __init__(self, modes: int, system: _EndSystem, like: Tensor) -> None:
+        impulses = like.new_zeros(2, system.n)  # (end, x)
+        impulses[0, 0] = impulses[1, -1] = 1
+        self.impulses = torch.fft.rfft(impulses)[:, :modes]  # (end, modes)
+        eye = torch.eye(modes, dtype=like.dtype, device=like.device)  # (modes, modes)
+        units = torch.stack([torch.complex(eye, 0 * eye), torch.complex(0 * eye, eye)])
+        waves = torch.fft.irfft(units, n=system.n).transpose(0, 1)  # (modes, 2, x)
+        self.waves = waves.flatten(0, 1)  # (modes * 2, x): irfft as a matmul on view_as_real
+        self.synthesis = system.gather(waves)  # (modes, 2, P)
+
+    def near_ends(self, spectrum: Tensor) -> Tensor:
+        """``irfft(spectrum)`` near the ends: ``(lead, channels, modes) -> (lead, channels, P)``."""
+        return torch.einsum("lokr,krp->lop", torch.view_as_real(spectrum), self.synthesis)
 
 
 def _identity(v: Tensor) -> Tensor:
@@ -266,22 +283,26 @@ class BoundaryCorrectedFNO(nn.Module):
         conditions.validate(torch.Size((x.shape[0], self.fno.out_channels, *x.shape[2:])))
         n = x.shape[self.dim]
         spacing = self.fno.spacing(self.dim - 2, n)
-        system = _EndSystem(self._padded(conditions), spacing, n, self.dim, x)
         v = self.fno.lift(x)  # (batch, width, *padded spatial)
-        synthesis = (  # every layer keeps the same modes
-            _synthesis_near_ends(self.fno.layers[0].spectral.modes, system, v)
+        system = _EndSystem(self._padded(conditions), spacing, n, self.dim, v)
+        # 1-D layers carry their input's near-end slice along, so they never read it off v.
+        spectra = (  # every layer keeps the same modes
+            _EndSpectra(self.fno.layers[0].spectral.modes, system, v)
             if self.fno.spatial_ndim == 1
             else None
         )
+        v_near = system.gather(v)  # (batch, width, P)
         states = []
         for index, layer in enumerate(self.fno.layers):
-            if synthesis is not None:
-                output, output_near = self._corrected_spectral_layer(layer, v, system, synthesis)
+            if spectra is not None:
+                output, output_near = self._corrected_spectral_layer(
+                    layer, v, v_near, system, spectra
+                )
             else:
                 output = self._corrected_layer(layer, v, system)
                 output_near = system.gather(output)
             activation = F.gelu if index < len(self.fno.layers) - 1 else _identity
-            v = self._with_exact_ends(activation(output), activation(output_near), system)
+            v, v_near = self._with_exact_ends(activation(output), activation(output_near), system)
             states.append(v.narrow(-1, 0, v.shape[-1] - self.fno.padding))
         return apply_boundary_conditions(self.fno.project(v), conditions, spacing), states
 
@@ -295,57 +316,56 @@ class BoundaryCorrectedFNO(nn.Module):
         )
 
     def _corrected_spectral_layer(
-        self, layer: FourierLayer, v: Tensor, system: _EndSystem, synthesis: Tensor
+        self, layer: FourierLayer, v: Tensor, v_near: Tensor, system: _EndSystem, ends: _EndSpectra
     ) -> tuple[Tensor, Tensor]:
         """A 1-D layer ``irfft(X) + W v + b`` with the correction folded in: returns the corrected
         output ``(batch, width, x)``, except at its two end entries (the caller sets those), and
         the corrected output near the ends ``(batch, width, P)``, end entries included.
 
-        A response ``q = L_lin(e 1)`` is ``irfft(Q) + W e 1``: its spectral part has coefficients
-        ``Q`` on the kept modes, and its pointwise part lives on the end entry alone. So the
-        multiples of the spectral parts are added to ``X`` before the one inverse FFT, and the
-        pointwise parts touch only the near-end slice. The layer's output near the ends, which
-        the multiples need, is an O(modes) sum (``synthesis``), not an inverse FFT.
+        ``v_near`` is ``v`` near the ends. A response ``q = L_lin(e 1)`` (an impulse ``e`` in every
+        input channel) is ``irfft(Q) + W e 1``: its spectrum is the spectral weights summed over
+        input channels times ``e``'s coefficients, and its pointwise part is ``W``'s row sums on
+        the end entry alone. So the multiples of the spectral parts join ``X`` before the one
+        inverse FFT, and everything near the ends is computed from small tensors: O(modes) sums
+        (:meth:`_EndSpectra.near_ends`) instead of inverse FFTs, ``v_near`` instead of ``v``.
         """
         spectral, n = layer.spectral, v.shape[-1]
         mixed = spectral.mix(spectral.coefficients(v))  # (batch, width, modes)
-        pointwise_part = pointwise(layer.pointwise, v)  # (batch, width, x)
-        output_near = torch.einsum(
-            "bokr,krp->bop", torch.view_as_real(mixed), synthesis
-        ) + system.gather(pointwise_part)  # (batch, width, P)
+        # (batch, width, P): the layer's output near the ends, before the correction.
+        output_near = ends.near_ends(mixed) + pointwise(layer.pointwise, v_near)
 
-        probes = v.new_zeros(2, 1, n)  # (end, 1, x): the same impulse in every input channel
-        probes[0, 0, 0] = probes[1, 0, -1] = 1
-        probes = probes.expand(2, self.fno.width, n)  # (end, width, x)
+        weight = torch.view_as_complex(spectral.weight)  # (in, width, modes)
+        response_spectra = weight.sum(0) * ends.impulses.unsqueeze(1)  # (2, width, modes)
+        response_ends = layer.pointwise.weight.sum(1)  # (width,): W 1, on the end entry
         with torch.no_grad():  # the correction is independent of the scale (_response_scale)
-            scale = _response_scale(layer.linear(probes, bias=False), -1)  # (2, width, 1)
-        response_spectra = spectral.mix(spectral.coefficients(probes)) / scale  # (2, width, modes)
-        pointwise_near = pointwise(layer.pointwise, system.gather(probes), bias=False) / scale
-        responses_near = (
-            torch.einsum("jokr,krp->jop", torch.view_as_real(response_spectra), synthesis)
-            + pointwise_near
-        )  # (2, width, P)
+            responses = torch.view_as_real(response_spectra).flatten(-2) @ ends.waves  # (2, w, x)
+            responses[0, :, 0] += response_ends
+            responses[1, :, -1] += response_ends
+            scale = _response_scale(responses, -1)  # (2, width, 1)
+        response_spectra = response_spectra / scale  # (2, width, modes)
+        pointwise_near = response_ends.unsqueeze(-1) * system.impulses.unsqueeze(1) / scale
+        responses_near = ends.near_ends(response_spectra) + pointwise_near  # (2, width, P)
 
         multiples, use_impulse = system.multiples(output_near, responses_near, self.pivot_tolerance)
         keep = (~use_impulse).unsqueeze(-1)  # (width, 1): channels corrected along the responses
-        spectra = torch.where(keep, response_spectra, 0)  # (2, width, modes)
-        correction_spectrum = torch.einsum(
-            "boj,jokr->bokr", multiples, torch.view_as_real(spectra)
-        )  # (batch, width, modes, 2)
-        output = (
-            torch.fft.irfft(mixed + torch.view_as_complex(correction_spectrum.contiguous()), n=n)
-            + pointwise_part
-        )  # (batch, width, x)
-        end_parts = torch.where(keep, pointwise_near, system.impulses.unsqueeze(1))  # (2, width, P)
-        corrected_near = system.gather(output) + torch.einsum("boj,jop->bop", multiples, end_parts)
-        return output, corrected_near
+        spectra = torch.where(keep, response_spectra, 0).transpose(0, 1)  # (width, 2, modes)
+        # Real multiples times complex spectra, summed over the two responses: no complex matmul.
+        correction = (multiples.unsqueeze(-1) * spectra).sum(-2)  # (batch, width, modes)
+        output = torch.fft.irfft(mixed + correction, n=n) + pointwise(layer.pointwise, v)
+        vectors_near = torch.where(keep, responses_near, system.impulses.unsqueeze(1))
+        corrected_near = output_near + torch.einsum("boj,jop->bop", multiples, vectors_near)
+        return output, corrected_near  # (batch, width, x), (batch, width, P)
 
-    def _with_exact_ends(self, field: Tensor, field_near: Tensor, system: _EndSystem) -> Tensor:
-        """``field`` with its end entries set so the conditions hold exactly, computed from the
-        near-end slice ``field_near`` (the field's, except that it may differ at the ends)."""
+    def _with_exact_ends(
+        self, field: Tensor, field_near: Tensor, system: _EndSystem
+    ) -> tuple[Tensor, Tensor]:
+        """``field`` with its end entries set so the conditions hold exactly, and its near-end
+        slice, both computed from ``field_near`` (the field's, except that it may differ at the
+        ends)."""
         exact_near = apply_boundary_conditions(field_near, system.conditions, system.spacing)
         ends = exact_near.index_select(self.dim, system.ends_near)  # (batch, width, ..2..)
-        return field.index_copy_(self.dim, system.ends, ends)  # a fresh tensor: 2 columns written
+        # A fresh tensor: 2 columns written.
+        return field.index_copy_(self.dim, system.ends, ends), exact_near
 
     def _padded(self, conditions: BoundaryConditions) -> BoundaryConditions:
         """The conditions on the padded hidden grid: time-dependent data gets padded frames."""
