@@ -22,16 +22,6 @@ from lawful.operators import (
     correct_boundary,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny problems: threading overhead (and a shared machine) only slows them down.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
 
 # name -> (left, right) given per-sample data; Neumann orders vary across the battery.

@@ -6,15 +6,6 @@ import torch
 from lawful.operators import FNO1d, FNO2d, SpectralConv1d, SpectralConv2d
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny problems: threading overhead (and a shared machine) only slows them down.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _identity_on_modes(conv: torch.nn.Module) -> None:
     """Set a spectral convolution's weights to the identity on every kept mode."""
     with torch.no_grad():
