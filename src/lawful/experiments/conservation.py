@@ -33,7 +33,7 @@ from lawful.constraints.conservation import mass_constraint
 from lawful.constraints.quadrature import trapezoid_weights
 from lawful.constraints.update import condition, project_identity, sample_posterior
 from lawful.data.published import load_published_test_set
-from lawful.data.sampling import FunctionSets, make_function_sets
+from lawful.data.sampling import FunctionSets, evaluation_grid, make_function_sets
 from lawful.data.store import load_dataset, save_dataset
 from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import (
@@ -257,17 +257,15 @@ class MethodPrediction:
 def _anp_samples(
     model: AttentiveNeuralProcess,
     sets: FunctionSets,
-    t: float,
-    grid: Tensor,
+    targets: Tensor,
     num_samples: int,
     chunk_size: int = 8,
 ) -> GaussianBelief:
-    """Per-latent-sample diagonal Gaussians ``(S, B, X)`` at time ``t``, in float64.
+    """Per-latent-sample diagonal Gaussians ``(S, B, X)`` at ``targets`` ``(X, 2)``, in float64.
 
     Functions go through the model a few at a time: the decoder's activations grow like
     samples x functions x points x hidden, gigabytes at the paper's sizes.
     """
-    targets = torch.stack([torch.full_like(grid, t), grid], -1).float()  # (X, 2) as (t, x)
     means, variances = [], []
     with torch.no_grad():
         for start in range(0, sets.params.shape[0], chunk_size):
@@ -276,7 +274,7 @@ def _anp_samples(
             mean, variance = model.predict(
                 context_x,
                 sets.output_contexts[chunk].float(),
-                targets.expand(context_x.shape[0], -1, -1),
+                targets.float().expand(context_x.shape[0], -1, -1),
                 num_samples,
             )  # (S, chunk, X) each
             means.append(mean)
@@ -285,6 +283,7 @@ def _anp_samples(
 
 
 def _anp_predictions(
+    problem: ConservationProblem,
     models: dict[str, AttentiveNeuralProcess],
     sets: FunctionSets,
     times: Tensor,
@@ -308,7 +307,8 @@ def _anp_predictions(
         constraint = mass_constraint(grid, true_mass[:, time_index])  # values (B, 1)
         for method, model in models.items():
             torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
-            samples = _anp_samples(model, sets, t, grid, num_samples)  # (S, B, X)
+            targets = evaluation_grid(problem, t, grid.numel())  # (X, 2) as (t, x)
+            samples = _anp_samples(model, sets, targets, num_samples)  # (S, B, X)
             beliefs = {method: samples}
             if method == "ANP":
                 beliefs["HardC-ANP"] = project_identity(samples, constraint)
@@ -336,6 +336,7 @@ def _anp_predictions(
 
 
 def _gp_predictions(
+    problem: ConservationProblem,
     sets: FunctionSets,
     times: Tensor,
     grid: Tensor,
@@ -351,7 +352,7 @@ def _gp_predictions(
     num_draws = preset.num_shock_draws * preset.num_latent_samples
     beliefs: dict[str, list[GaussianBelief]] = {"GP": [], "ProbConserv-GP": []}
     for time_index, t in enumerate(times.tolist()):
-        targets = torch.stack([torch.full_like(grid, t), grid], -1)  # (X, 2) as (t, x)
+        targets = evaluation_grid(problem, t, grid.numel(), torch.float64)  # (X, 2)
         mean, covariance = gp_predict(fitted, targets.expand(num_functions, -1, -1))
         prior = GaussianBelief.dense(mean, covariance)  # (B, X), (B, X, X)
         constraint = mass_constraint(grid, true_mass[:, time_index])
@@ -403,7 +404,7 @@ def evaluate(
     """Every method's metrics at t*, per test parameter, and the data the figures draw."""
     generator = torch.Generator().manual_seed(seed)
     t_lo = problem.t_domain[0]
-    grid = torch.linspace(*problem.x_domain, preset.num_eval_points, dtype=torch.float64)
+    grid = evaluation_grid(problem, problem.t_star, preset.num_eval_points, torch.float64)[:, 1]
     # The last time slice is t*; earlier ones trace the mass over time.
     times = torch.cat(
         [
@@ -417,10 +418,12 @@ def evaluate(
     truth = problem.solution(params[:, None, None], times[None, :, None], grid)  # (B, times, X)
     true_mass = problem.total_mass(params[:, None], times[None, :])  # (B, times)
     predictions = _anp_predictions(
-        models, test_sets, times, grid, true_mass, preset, generator, progress
+        problem, models, test_sets, times, grid, true_mass, preset, generator, progress
     )
     if with_gp:
-        predictions |= _gp_predictions(test_sets, times, grid, true_mass, preset, generator)
+        predictions |= _gp_predictions(
+            problem, test_sets, times, grid, true_mass, preset, generator
+        )
     rows = []
     predictions = {method: predictions[method] for method in METHOD_ORDER if method in predictions}
     for method, prediction in predictions.items():
