@@ -87,3 +87,11 @@ def test_bad_arguments_are_named(tmp_path, capsys):
         main(["run", "no-such-experiment"])
     assert main(["evaluate", "stefan", "--preset", "tiny", "--out", str(tmp_path / "empty")]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_unknown_preset_is_named(tmp_path):
+    from lawful.experiments import run_experiment
+
+    for experiment in ("stefan", "wave"):
+        with pytest.raises(ValueError, match="unknown preset 'huge'.*paper"):
+            run_experiment(experiment, "huge", tmp_path)

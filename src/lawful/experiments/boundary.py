@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lawful.constraints.boundary import BoundaryConditions, Neumann
 from lawful.data.store import StoredDataset, load_dataset, save_dataset
+from lawful.experiments._runs import record_settings, select_preset
 from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import boundary_error, neumann_flux_error, relative_l2, summarize
 from lawful.operators.boon import (
@@ -514,12 +515,8 @@ def run(
             f"--reference is not supported for the boundary experiment {experiment!r}: there are "
             "no published checkpoints for it; run without --reference to train"
         )
-    if preset_name not in PRESETS:
-        raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
-    preset = PRESETS[preset_name]
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {"experiment": experiment, "preset": preset_name, "seed": seed, **asdict(preset)}
-    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    preset = select_preset(PRESETS, preset_name)
+    record_settings(out, experiment, preset_name, preset, seed)
     data_folder, model_folder = out / "data", out / "models"
     if "data" in stages or not data_folder.exists():
         log(f"generating {experiment} data into {data_folder}")

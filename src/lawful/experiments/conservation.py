@@ -18,9 +18,8 @@ The update is applied to each latent sample's Gaussian; the samples are then com
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +34,7 @@ from lawful.constraints.update import condition, project_identity, sample_poster
 from lawful.data.published import load_published_test_set
 from lawful.data.sampling import FunctionSets, evaluation_grid, make_function_sets
 from lawful.data.store import load_dataset, save_dataset
+from lawful.experiments._runs import record_settings, select_preset
 from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import (
     conservation_error,
@@ -463,12 +463,10 @@ def run(
     safe) and trains; only the main process evaluates. The others return ``None``.
     """
     problem = get_conservation_problem(experiment)
-    preset = PRESETS[preset_name]
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {"experiment": experiment, "preset": preset_name, "seed": seed, **asdict(preset)}
-    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    preset = select_preset(PRESETS, preset_name)
     if reference is not None:
         return _run_reference(problem, out, reference, seed, progress, log)
+    record_settings(out, experiment, preset_name, preset, seed)
 
     train_path, test_path = out / "data" / "train.h5", out / "data" / "test.h5"
     if "data" in stages or not (train_path.exists() and test_path.exists()):
@@ -536,6 +534,7 @@ def _run_reference(
         num_mass_times=11,
         num_shock_draws=5,
     )
+    record_settings(out, problem.name, "reference", paper, seed)
     evaluation = evaluate(problem, models, sets, paper, seed, with_gp=False, progress=progress)
     return _write_outputs(problem, "reference", out, evaluation)
 
