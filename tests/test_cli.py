@@ -93,5 +93,5 @@ def test_unknown_preset_is_named(tmp_path):
     from lawful.experiments import run_experiment
 
     for experiment in ("stefan", "wave"):
-        with pytest.raises(ValueError, match="unknown preset 'huge'.*paper"):
+        with pytest.raises(ValueError, match=r"unknown preset 'huge'.*paper"):
             run_experiment(experiment, "huge", tmp_path)
