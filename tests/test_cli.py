@@ -77,7 +77,18 @@ def test_reference_checkpoints_evaluate_without_training(tmp_path):
 def test_bench_quick_prints_json(capsys):
     assert main(["bench", "--quick", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert all(result["ratio"] > 0 and result["ours_s"] > 0 for result in results)
+    assert len(results) == 3
+    for result in results:
+        assert result["ours_s"] > 0 and result["baseline_s"] > 0
+        # Speed-ups are baseline / ours; costs relative to a floor are ours / baseline.
+        if "faster" in result["target"]:
+            expected, target = result["baseline_s"] / result["ours_s"], 100
+            assert result["met"] == (result["ratio"] >= target)
+        else:
+            expected = result["ours_s"] / result["baseline_s"]
+            target = float(result["target"].split("x")[0].removeprefix("<= "))
+            assert result["met"] == (result["ratio"] <= target)
+        assert result["ratio"] == pytest.approx(expected, rel=0.5)
 
 
 def test_bad_arguments_are_named(tmp_path, capsys):

@@ -61,7 +61,6 @@ def fit(
         log_every_n_steps=max(1, min(50, len(train_loader))),
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        deterministic=False,
     )
     trainer.fit(
         module,
