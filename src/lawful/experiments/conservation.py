@@ -86,7 +86,6 @@ class ConservationPreset:
     # SoftC-ANP collapses to a constant (which solves the PDE). 0.01 keeps it a fair baseline.
     softc_weight: float
     gp_iterations: int
-    with_gp: bool = True
 
 
 PRESETS = {
@@ -487,7 +486,13 @@ def run(
         models = _load_trained(preset, out / "models")
     log("evaluating all methods")
     evaluation = evaluate(
-        problem, models, load_function_sets(test_path), preset, seed, preset.with_gp, progress
+        problem,
+        models,
+        load_function_sets(test_path),
+        preset,
+        seed,
+        with_gp=True,
+        progress=progress,
     )
     return _write_outputs(problem, preset_name, out, evaluation)
 
