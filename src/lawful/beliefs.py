@@ -20,7 +20,6 @@ without ever forming an ``n x n`` matrix unless it already is one.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -308,13 +307,3 @@ class GaussianBelief:
     def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
         """Draws ``(num_samples, ..., n)`` from the belief."""
         return self.mean + self.covariance.sample_noise(num_samples, generator)
-
-    def log_likelihood(self, values: Tensor) -> Tensor:
-        """Mean over grid points of the marginal Gaussian log-density of ``values``; ``(...)``.
-
-        This is the LL of the ProbConserv paper: pointwise, not the joint density.
-        """
-        variance = self.variance()
-        squared_error = (values - self.mean) ** 2
-        log_density = -0.5 * (torch.log(2 * math.pi * variance) + squared_error / variance)
-        return log_density.mean(-1)
