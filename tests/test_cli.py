@@ -106,3 +106,23 @@ def test_unknown_preset_is_named(tmp_path):
     for experiment in ("stefan", "wave"):
         with pytest.raises(ValueError, match=r"unknown preset 'huge'.*paper"):
             run_experiment(experiment, "huge", tmp_path)
+
+
+@pytest.mark.parametrize("experiment", ["stefan", "burgers-dirichlet"])
+def test_training_is_reproducible(tmp_path, experiment):
+    """The same seed trains the same weights, so reported numbers can be regenerated."""
+    weights = []
+    for run in ("first", "second"):
+        out = tmp_path / run
+        args = ["train", experiment, "--preset", "tiny", "--out", str(out), "--no-progress"]
+        assert main(args) == 0
+        weights.append(
+            {
+                path.relative_to(out): torch.load(path, weights_only=True)
+                for path in sorted((out / "models").rglob("*.pt"))
+            }
+        )
+    assert weights[0].keys() == weights[1].keys() and len(weights[0]) >= 2
+    for name, state in weights[0].items():
+        for key, tensor in state.items():
+            assert torch.equal(tensor, weights[1][name][key]), (name, key)

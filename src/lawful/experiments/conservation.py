@@ -207,11 +207,11 @@ def train(
     is_main = True
     for method, objective in (("ANP", "elbo"), ("SoftC-ANP", "softc")):
         weights_path = folder / ANP_FILES[method]
+        torch.manual_seed(seed)  # the initial weights too: a rerun trains the same models
         model = build_anp(preset)
         if weights_path.exists():
             model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
         else:
-            torch.manual_seed(seed)
             module = NeuralProcessModule(
                 model,
                 problem,
