@@ -2,12 +2,14 @@
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from lawful.constraints.quadrature import trapezoid_weights
 from lawful.data.sampling import make_function_sets
 from lawful.models.anp import AttentiveNeuralProcess
 from lawful.pdes import get_conservation_problem
 from lawful.training.neural_process import NeuralProcessModule, per_time_mass_weights
+from lawful.training.trainer import TrainSettings, fit
 
 PROBLEM = get_conservation_problem("pme")
 
@@ -61,3 +63,18 @@ def test_per_time_weights_are_trapezoid_rows():
     positions = torch.sort(torch.rand(3, 4, 10), dim=-1).values
     weights = per_time_mass_weights(positions)  # (3, 4, 1, 10)
     torch.testing.assert_close(weights[1, 2, 0], trapezoid_weights(positions[1, 2]))
+
+
+def test_cosine_decay_anneals_to_zero_over_the_run(tmp_path):
+    module = _module("elbo", cosine_decay=True)
+    loader = DataLoader(TensorDataset(*_batch(num_functions=8)), batch_size=4)  # 2 steps/epoch
+    fit(module, loader, TrainSettings(max_epochs=3, progress=False), tmp_path)
+    (scheduler,) = module.trainer.lr_scheduler_configs
+    assert scheduler.interval == "step"
+    assert scheduler.scheduler.T_max == 6
+    assert scheduler.scheduler.base_lrs == [3e-3]
+    assert module.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_constant_rate_by_default():
+    assert isinstance(_module("elbo").configure_optimizers(), torch.optim.Adam)

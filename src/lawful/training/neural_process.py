@@ -48,6 +48,7 @@ class NeuralProcessModule(L.LightningModule):
         num_target_times: int = 10,
         log_constraint_precision: float = 0.0,
         learn_constraint_precision: bool = True,
+        cosine_decay: bool = False,
     ) -> None:
         super().__init__()
         if objective not in ("elbo", "softc", "probconserv"):
@@ -58,6 +59,7 @@ class NeuralProcessModule(L.LightningModule):
         self.learning_rate = learning_rate
         self.softc_weight = softc_weight
         self.num_target_times = num_target_times
+        self.cosine_decay = cosine_decay
         # Used only by the "probconserv" objective; kept for all so checkpoints share a layout.
         self.log_constraint_precision = nn.Parameter(
             torch.tensor(float(log_constraint_precision)),
@@ -75,8 +77,19 @@ class NeuralProcessModule(L.LightningModule):
         self.log("val_elbo_loss", loss, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+        if not self.cosine_decay:
+            return optimizer
+        # Annealed to zero over every step of the run: a short run at a high rate still ends on
+        # settled weights instead of wherever the last noisy step left them.
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=self.trainer.estimated_stepping_batches
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def _loss(self, batch: tuple[Tensor, ...]) -> Tensor:
         context_x, context_y, target_x, target_y, params = batch
