@@ -74,6 +74,8 @@ class ConservationPreset:
     batch_size: int
     epochs: int
     learning_rate: float
+    # Anneal the learning rate to zero over the run (cosine); the paper keeps it constant.
+    cosine_decay: bool
     hidden_dim: int
     latent_dim: int
     num_heads: int
@@ -95,7 +97,10 @@ PRESETS = {
         num_test_functions=20,
         batch_size=40,
         epochs=40,
-        learning_rate=3e-4,
+        # 400 steps: a high rate annealed to zero trains further than a low constant one, and
+        # the last weights do not depend on where the final noisy step happened to land.
+        learning_rate=1e-3,
+        cosine_decay=True,
         hidden_dim=64,
         latent_dim=64,
         num_heads=4,
@@ -114,6 +119,7 @@ PRESETS = {
         batch_size=250,
         epochs=500,
         learning_rate=1e-4,
+        cosine_decay=False,
         hidden_dim=128,
         latent_dim=128,
         num_heads=4,
@@ -132,6 +138,7 @@ PRESETS = {
         batch_size=8,
         epochs=1,
         learning_rate=1e-3,
+        cosine_decay=True,
         hidden_dim=16,
         latent_dim=16,
         num_heads=2,
@@ -218,6 +225,7 @@ def train(
                 objective=objective,
                 learning_rate=preset.learning_rate,
                 softc_weight=preset.softc_weight,
+                cosine_decay=preset.cosine_decay,
             )
             loader = DataLoader(
                 TensorDataset(
