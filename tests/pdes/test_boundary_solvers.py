@@ -307,6 +307,9 @@ def test_heat_dataset_gains_exactly_the_heat_let_in_at_the_right_end():
     weights = trapezoid_weights(data["x"])
     # d/dt integral(u) = k (u_x(1) - u_x(0)) = 0.01 * 5 sin(pi t)
     gained = 0.01 * 5 * (1 - torch.cos(torch.pi * data["t"])) / torch.pi  # (T,)
+    torch.testing.assert_close(
+        BOUNDARY_PROBLEMS["heat-neumann"].mass_change(data["t"]), gained, rtol=0, atol=1e-16
+    )
     mass = data["outputs"] @ weights  # (batch, T)
     initial_mass = data["inputs"] @ weights  # (batch,)
     # The ghost-point scheme conserves trapezoid mass exactly; only the time quadrature of the
@@ -314,6 +317,22 @@ def test_heat_dataset_gains_exactly_the_heat_let_in_at_the_right_end():
     spacing = float(data["x"][1] - data["x"][0])
     bound = 0.01 * 5 * torch.pi**2 * spacing**2 * float(data["t"][-1]) / 12
     torch.testing.assert_close(mass, initial_mass[:, None] + gained, rtol=0, atol=bound)
+
+
+@pytest.mark.parametrize("name", ["burgers-periodic", "wave"])
+def test_mass_change_of_closed_problems_is_zero_and_the_data_agrees(name):
+    data = _dataset(name, multistep=True)
+    weights = trapezoid_weights(data["x"])
+    change = BOUNDARY_PROBLEMS[name].mass_change(data["t"])  # (T,)
+    assert float(change.abs().max()) == 0.0
+    mass = data["outputs"] @ weights  # (batch, T)
+    initial_mass = data["inputs"] @ weights  # (batch,)
+    torch.testing.assert_close(mass, (initial_mass[:, None] + change), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["burgers-dirichlet", "stokes"])
+def test_mass_change_is_unknown_where_the_ends_are_dirichlet(name):
+    assert BOUNDARY_PROBLEMS[name].mass_change is None
 
 
 def test_burgers_dirichlet_dataset_agrees_with_a_twice_finer_grid():

@@ -89,12 +89,18 @@ _Sampler = Callable[..., _Solution]
 
 @dataclass(frozen=True)
 class BoundaryProblem:
-    """One catalogue entry: its end conditions, output times and sampler."""
+    """One catalogue entry: its end conditions, output times and sampler.
+
+    ``mass_change(t)`` (T,) -> (T,) is the exact change of the total mass (integral of u over
+    [0, 1]) since t = 0, from the fluxes through the ends, the same for every sample; ``None``
+    where the fluxes through the ends are not known in advance (Dirichlet ends).
+    """
 
     name: str
     conditions: BoundaryConditions
     frame_spacing: float
     sample: _Sampler
+    mass_change: Callable[[Tensor], Tensor] | None = None
 
     def times(self) -> Tensor:
         """The multi-step output times ``t_j = j * frame_spacing``, j = 1..NUM_FRAMES: (T,)."""
@@ -112,13 +118,17 @@ def _burgers_max_dt(u0: Tensor, x: Tensor) -> float:
     return _BURGERS_COURANT * spacing / max(float(u0.abs().max()), 1.0)
 
 
+_HEAT_DIFFUSIVITY = 0.01
+_HEAT_FLUX_AMPLITUDE = 5.0
+
+
 def _sample_heat(
     num_samples: int,
     x: Tensor,
     times: Tensor,
     generator: torch.Generator,
-    diffusivity: float = 0.01,
-    flux_amplitude: float = 5.0,
+    diffusivity: float = _HEAT_DIFFUSIVITY,
+    flux_amplitude: float = _HEAT_FLUX_AMPLITUDE,
 ) -> _Solution:
     """u0 = cos(w pi x), w ~ U[2.01, 3.99]; insulated left end, flux U sin(pi t) at the right."""
     frequency = _uniform(num_samples, 2.01, 3.99, generator)
@@ -139,6 +149,16 @@ def _sample_heat(
         torch.stack([flux(t) for t in times.tolist()], dim=1) for flux in (left_flux, right_flux)
     )  # (batch, T) each
     return _Solution(initial, frames, left, right, {"frequency": frequency})
+
+
+def _heat_mass_change(times: Tensor) -> Tensor:
+    """k * integral_0^t (u_x(1) - u_x(0)) dt = k A (1 - cos(pi t)) / pi for the default sampler."""
+    return _HEAT_DIFFUSIVITY * _HEAT_FLUX_AMPLITUDE * (1 - torch.cos(torch.pi * times)) / torch.pi
+
+
+def _no_mass_change(times: Tensor) -> Tensor:
+    """Periodic ends, or no flux through either end: the mass is that of u0."""
+    return torch.zeros_like(times)
 
 
 def _sample_burgers_dirichlet(
@@ -249,6 +269,7 @@ BOUNDARY_PROBLEMS: dict[str, BoundaryProblem] = {
             BoundaryConditions(_NEUMANN, _NEUMANN),
             frame_spacing=0.02,
             sample=_sample_heat,
+            mass_change=_heat_mass_change,
         ),
         BoundaryProblem(
             "burgers-dirichlet",
@@ -261,6 +282,7 @@ BOUNDARY_PROBLEMS: dict[str, BoundaryProblem] = {
             BoundaryConditions(Periodic(), Periodic()),
             frame_spacing=0.04,
             sample=_sample_burgers_periodic,
+            mass_change=_no_mass_change,
         ),
         BoundaryProblem(
             "stokes",
@@ -273,6 +295,7 @@ BOUNDARY_PROBLEMS: dict[str, BoundaryProblem] = {
             BoundaryConditions(_NEUMANN, _NEUMANN),
             frame_spacing=0.04,
             sample=_sample_wave,
+            mass_change=_no_mass_change,  # at rest, insulated ends: d^2U/dt^2 = 0, U'(0) = 0
         ),
     )
 }
