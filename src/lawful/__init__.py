@@ -15,6 +15,7 @@ from lawful.constraints.conservation import (
     LinearConstraint,
     mass_constraint,
     mass_from_boundary_flux,
+    stack_constraints,
 )
 from lawful.constraints.quadrature import (
     cell_volume_weights,
@@ -49,5 +50,6 @@ __all__ = [
     "quadrature_weights",
     "riemann_weights",
     "sample_posterior",
+    "stack_constraints",
     "trapezoid_weights",
 ]

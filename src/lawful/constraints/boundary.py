@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from lawful.constraints._checks import check_finite
+from lawful.constraints.conservation import LinearConstraint
 
 Side = Literal["left", "right"]
 BoundaryValue = float | Tensor
@@ -41,6 +42,7 @@ __all__ = [
     "Periodic",
     "Side",
     "apply_boundary_conditions",
+    "boundary_constraint",
     "boundary_equations",
     "boundary_residuals",
     "neumann_boundary_value",
@@ -379,3 +381,34 @@ def _end_equation(condition: BoundaryCondition, spacing: float, side: Side) -> B
     if side == "left":
         return BoundaryEquation(coefficients, (), target, name)
     return BoundaryEquation((), coefficients, target, name)
+
+
+def boundary_constraint(
+    conditions: BoundaryConditions,
+    num_points: int,
+    spacing: float,
+    dtype: torch.dtype = torch.float64,
+) -> LinearConstraint:
+    """The end conditions of a 1-D field on ``num_points`` uniform points as rows ``G u = b``.
+
+    The rows are those of :func:`boundary_equations`: Dirichlet ``u_0 = g``; Neumann the
+    one-sided stencil scaled so its end entry has weight 1; periodic the single row
+    ``u_0 - u_N = 0`` (its keep-the-sum partner is not a condition). Stacked with a mass row
+    (:func:`lawful.constraints.conservation.stack_constraints`), conditioning a belief on both
+    conserves mass without moving the ends off their conditions. Boundary data of shape
+    ``(batch,)`` gives values ``(batch, k)``; floats give ``(k,)``. ``G`` is ``(k, n)``.
+    """
+    if num_points < conditions.min_points():
+        raise ValueError(
+            f"{num_points} grid points are too few for these conditions; they need at least "
+            f"{conditions.min_points()}"
+        )
+    equations = [eq for eq in boundary_equations(conditions, spacing) if eq.target is not None]
+    weights = torch.zeros(len(equations), num_points, dtype=dtype)  # (k, n)
+    for row, equation in zip(weights, equations, strict=True):
+        row[: len(equation.from_left)] += torch.tensor(equation.from_left, dtype=dtype)
+        for offset, coefficient in enumerate(equation.from_right):
+            row[num_points - 1 - offset] += coefficient
+    targets = [torch.as_tensor(eq.target, dtype=dtype) for eq in equations]
+    values = torch.stack(torch.broadcast_tensors(*targets), dim=-1)  # (..., k)
+    return LinearConstraint(weights, values)

@@ -16,7 +16,12 @@ from torch import Tensor
 from lawful.constraints._checks import check_finite, check_nonnegative
 from lawful.constraints.quadrature import QuadratureRule, check_grid, quadrature_weights
 
-__all__ = ["LinearConstraint", "mass_constraint", "mass_from_boundary_flux"]
+__all__ = [
+    "LinearConstraint",
+    "mass_constraint",
+    "mass_from_boundary_flux",
+    "stack_constraints",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,37 @@ class LinearConstraint:
     def residual(self, u: Tensor) -> Tensor:
         """``values - weights @ u`` for ``u`` of shape ``(..., n)``; returns ``(..., k)``."""
         return self.values - torch.einsum("...kn,...n->...k", self.weights, u)
+
+
+def stack_constraints(*constraints: LinearConstraint) -> LinearConstraint:
+    """All rows of ``constraints`` as one constraint, to condition on them together.
+
+    Conditioning on the stack is not conditioning on each in turn with the others forgotten:
+    the update for one row may break another, the joint update keeps every row.
+    """
+    if not constraints:
+        raise ValueError("stack_constraints needs at least one constraint")
+    num_points = {constraint.weights.shape[-1] for constraint in constraints}
+    if len(num_points) > 1:
+        raise ValueError(f"constraints live on grids of different sizes: {sorted(num_points)}")
+    batch = torch.broadcast_shapes(
+        *(c.weights.shape[:-2] for c in constraints), *(c.values.shape[:-1] for c in constraints)
+    )
+    dtype = torch.promote_types(constraints[0].weights.dtype, constraints[0].values.dtype)
+    weights = torch.cat(
+        [c.weights.to(dtype).expand(*batch, *c.weights.shape[-2:]) for c in constraints], dim=-2
+    )  # (..., k_total, n)
+    values = torch.cat(
+        [c.values.to(dtype).expand(*batch, c.values.shape[-1]) for c in constraints], dim=-1
+    )  # (..., k_total)
+    noise = torch.cat(
+        [
+            torch.as_tensor(c.noise_variance, dtype=dtype).expand(*batch, c.num_rows)
+            for c in constraints
+        ],
+        dim=-1,
+    )  # (..., k_total)
+    return LinearConstraint(weights, values, noise)
 
 
 def mass_constraint(

@@ -1,4 +1,5 @@
-"""Probabilistic black boxes: attentive neural process, exact GP, and the SoftC PDE penalty."""
+"""Probabilistic black boxes: attentive neural process, exact GP, operator ensembles, and the
+SoftC PDE penalty."""
 
 from lawful.models.anp import (
     ANPOutput,
@@ -6,6 +7,7 @@ from lawful.models.anp import (
     combine_samples,
     load_published_state_dict,
 )
+from lawful.models.ensemble import ensemble_belief
 from lawful.models.gp import FittedGP, fit_gp, gp_predict
 from lawful.models.softc import Flux, diffusive_flux, pde_residual, softc_penalty
 
@@ -16,6 +18,7 @@ __all__ = [
     "Flux",
     "combine_samples",
     "diffusive_flux",
+    "ensemble_belief",
     "fit_gp",
     "gp_predict",
     "load_published_state_dict",
