@@ -56,10 +56,16 @@ __all__ = [
     "BoundaryPreset",
     "OperatorSettings",
     "Task",
+    "build_model",
+    "dataset_path",
     "evaluate",
     "generate_data",
+    "operator_settings",
+    "predict",
     "run",
+    "task_tensors",
     "train",
+    "train_operator",
 ]
 
 METHODS = ("FNO", "FNO+overwrite", "BOON")
@@ -202,7 +208,7 @@ PRESETS = {
 # ---------------------------------------------------------------------------------- data
 
 
-def _dataset_path(folder: Path, split: str, task: Task) -> Path:
+def dataset_path(folder: Path, split: str, task: Task) -> Path:
     return folder / (f"{split}.h5" if task.param is None else f"{split}-param{task.param:g}.h5")
 
 
@@ -221,7 +227,7 @@ def generate_data(experiment: str, preset: BoundaryPreset, folder: Path, seed: i
             ("train", preset.num_train, seed),
             ("test", preset.num_test, seed + 1),  # other draws than training
         ):
-            path = _dataset_path(folder, split, task)
+            path = dataset_path(folder, split, task)
             if path.exists():
                 continue
             data = make_boundary_dataset(
@@ -318,7 +324,7 @@ def build_model(method: str, experiment: str, task: Task, settings: OperatorSett
     raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
 
 
-def _operator_settings(preset: BoundaryPreset, task: Task) -> OperatorSettings:
+def operator_settings(preset: BoundaryPreset, task: Task) -> OperatorSettings:
     return preset.multi_step if task.multistep else preset.single_step
 
 
@@ -341,41 +347,73 @@ def train(
     """
     is_main = True
     for task in TASKS[experiment]:
-        settings = _operator_settings(preset, task)
+        settings = operator_settings(preset, task)
         tensors = task_tensors(
-            load_dataset(_dataset_path(data_folder, "train", task)), task, settings.num_train
+            load_dataset(dataset_path(data_folder, "train", task)), task, settings.num_train
         )
         for method in METHODS:
-            weights_path = folder / task.label / _WEIGHT_FILES[method]
-            if weights_path.exists():
-                continue
-            torch.manual_seed(seed)
-            model = build_model(method, experiment, task, settings)
-            module = OperatorModule(
-                model,
-                learning_rate=preset.learning_rate,
-                weight_decay=preset.weight_decay,
-                lr_step_epochs=settings.lr_step_epochs,
-                lr_gamma=preset.lr_gamma,
+            is_main = train_operator(
+                method,
+                experiment,
+                task,
+                preset,
+                tensors,
+                folder / task.label / _WEIGHT_FILES[method],
+                device,
+                seed,
+                progress,
+                log,
+                num_devices,
             )
-            loader = DataLoader(
-                TensorDataset(*tensors),
-                batch_size=settings.batch_size,
-                shuffle=True,
-                generator=torch.Generator().manual_seed(seed),
-            )
-            started = time.perf_counter()
-            train_settings = TrainSettings(
-                max_epochs=settings.epochs,
-                device=device,
-                progress=progress,
-                num_devices=num_devices,
-            )
-            checkpoints = folder / task.label / f"checkpoints-{weights_path.stem}"
-            is_main = fit(module, loader, train_settings, checkpoints)
-            if is_main:
-                torch.save(model.state_dict(), weights_path)
-                log(f"trained {method} ({task.label}) in {time.perf_counter() - started:.0f} s")
+    return is_main
+
+
+def train_operator(
+    method: str,
+    experiment: str,
+    task: Task,
+    preset: BoundaryPreset,
+    tensors: list[Tensor],
+    weights_path: Path,
+    device: str,
+    seed: int,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+    num_devices: int = 1,
+) -> bool:
+    """Train one operator on ``tensors`` (see :func:`task_tensors`) into ``weights_path``.
+
+    ``seed`` sets the initial weights and the batch order. Skipped if the weights exist;
+    checkpoints go beside them, so an interrupted run resumes. Returns whether this is the
+    main process.
+    """
+    if weights_path.exists():
+        return True
+    settings = operator_settings(preset, task)
+    torch.manual_seed(seed)
+    model = build_model(method, experiment, task, settings)
+    module = OperatorModule(
+        model,
+        learning_rate=preset.learning_rate,
+        weight_decay=preset.weight_decay,
+        lr_step_epochs=settings.lr_step_epochs,
+        lr_gamma=preset.lr_gamma,
+    )
+    loader = DataLoader(
+        TensorDataset(*tensors),
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    started = time.perf_counter()
+    train_settings = TrainSettings(
+        max_epochs=settings.epochs, device=device, progress=progress, num_devices=num_devices
+    )
+    checkpoints = weights_path.parent / f"checkpoints-{weights_path.stem}"
+    is_main = fit(module, loader, train_settings, checkpoints)
+    if is_main:
+        torch.save(model.state_dict(), weights_path)
+        log(f"trained {method} ({task.label}) in {time.perf_counter() - started:.0f} s")
     return is_main
 
 
@@ -387,7 +425,7 @@ def load_trained(
         path = folder / task.label / _WEIGHT_FILES[method]
         if not path.exists():
             raise FileNotFoundError(f"no trained {method} at {path}: run the 'train' stage first")
-        model = build_model(method, experiment, task, _operator_settings(preset, task))
+        model = build_model(method, experiment, task, operator_settings(preset, task))
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         models[method] = model.eval()
     return models
@@ -408,7 +446,7 @@ class TaskEvaluation:
     data_floor: dict[str, float]  # the solver data's own boundary errors
 
 
-def _predict(model: nn.Module, tensors: list[Tensor], batch_size: int) -> Tensor:
+def predict(model: nn.Module, tensors: list[Tensor], batch_size: int) -> Tensor:
     """The model on ``[inputs, targets, *boundary]`` in batches, in float64 afterwards."""
     inputs, _, *boundary = tensors
     with torch.no_grad():
@@ -435,13 +473,13 @@ def _boundary_metrics(
 def evaluate_task(
     experiment: str, preset: BoundaryPreset, data_folder: Path, model_folder: Path, task: Task
 ) -> tuple[list[MetricRow], TaskEvaluation]:
-    stored = load_dataset(_dataset_path(data_folder, "test", task))
+    stored = load_dataset(dataset_path(data_folder, "test", task))
     # Metrics against the solver's float64 data; the models see it in float32, as in training.
     exact = task_tensors(stored, task, dtype=torch.float64)
     truth, boundary = exact[1], exact[2:]
     model_tensors = [tensor.float() for tensor in exact]
     models = load_trained(experiment, preset, model_folder, task)
-    settings = _operator_settings(preset, task)
+    settings = operator_settings(preset, task)
     conditions = model_conditions(experiment, task)
     if boundary:
         conditions = conditions.with_values(*boundary)
@@ -449,7 +487,7 @@ def evaluate_task(
     spacing = float(x[1] - x[0])
     rows, predictions, error_over_time = [], {}, {}
     for method, model in models.items():
-        prediction = _predict(model, model_tensors, settings.batch_size)
+        prediction = predict(model, model_tensors, settings.batch_size)
         predictions[method] = prediction
         per_sample = {
             "rel_l2": relative_l2(prediction.flatten(1), truth.flatten(1)),  # (N,)
