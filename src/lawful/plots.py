@@ -47,6 +47,7 @@ def plot_profiles(
     titles: Sequence[str],
     path: Path,
     xlabel: str = "x",
+    ylabel: str = "u",
 ) -> Path:
     """One panel per case: the exact solution and each method's mean with a ±2σ band.
 
@@ -63,7 +64,7 @@ def plot_profiles(
             )
         axis.plot(grid, truth[case], linestyle="--", **_TRUTH_STYLE)
         axis.set_xlabel(xlabel)
-        axis.set_ylabel("u")
+        axis.set_ylabel(ylabel)
     axes[0].legend(fontsize=7)
     return _save(figure, path)
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from lawful.experiments import boundary, conservation
+from lawful.experiments import boundary, conservation, ensemble
 
 __all__ = ["EXPERIMENTS", "PRESET_NAMES", "run_experiment"]
 
 EXPERIMENTS: dict[str, str] = {
     **{name: "conservation (ProbConserv)" for name in conservation.CONSERVATION_EXPERIMENTS},
     **{name: "boundary conditions (BOON)" for name in boundary.BOUNDARY_EXPERIMENTS},
+    **{
+        name: "boundaries and conservation (BOON ensemble + ProbConserv)"
+        for name in ensemble.ENSEMBLE_EXPERIMENTS
+    },
 }
 PRESET_NAMES = ("quick", "paper", "tiny")
 
@@ -34,7 +38,12 @@ def run_experiment(
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
-    runner = boundary.run if name in boundary.BOUNDARY_EXPERIMENTS else conservation.run
+    if name in boundary.BOUNDARY_EXPERIMENTS:
+        runner = boundary.run
+    elif name in ensemble.ENSEMBLE_EXPERIMENTS:
+        runner = ensemble.run
+    else:
+        runner = conservation.run
     return runner(
         name, preset, out, device, seed, reference, stages, progress, log, num_devices=num_devices
     )
