@@ -28,7 +28,8 @@ def test_run_writes_metrics_report_and_figures(stefan_run):
     assert methods == {"ANP", "SoftC-ANP", "HardC-ANP", "ProbConserv-ANP", "GP", "ProbConserv-GP"}
     assert {row["param"] for row in metrics["rows"]} == {0.5, 0.6}
     for row in metrics["rows"]:
-        assert {"mse", "ce", "ll", "crps", "mse_se"} <= set(row)
+        assert {"mse", "ce", "ll", "crps", "coverage", "mse_se"} <= set(row)
+        assert 0 <= row["coverage"] <= 1
         if row["method"] in CONSTRAINED:
             assert abs(row["ce"]) < 1e-10, row
     unconstrained = [abs(row["ce"]) for row in metrics["rows"] if row["method"] == "ANP"]

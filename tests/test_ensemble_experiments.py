@@ -19,6 +19,7 @@ def test_update_conserves_mass_and_keeps_the_ends(tmp_path, experiment):
     assert metrics["experiment"] == experiment and metrics["preset"] == "tiny"
     rows = {row["method"]: row for row in metrics["rows"]}
     assert set(rows) == set(METHODS)
+    assert all(0 <= row["coverage"] <= 1 for row in rows.values())
     for method in ("ProbConserv-FNO-Ens", "ProbConserv-BOON-Ens"):
         assert abs(rows[method]["ce"]) < 1e-12, rows[method]
         assert rows[method]["boundary_error"] < 1e-12, rows[method]

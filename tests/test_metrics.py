@@ -10,6 +10,7 @@ from lawful.metrics import (
     crps_gaussian,
     first_crossing,
     gaussian_log_likelihood,
+    interval_coverage,
     mean_squared_error,
     neumann_flux_error,
     relative_l2,
@@ -43,6 +44,29 @@ def test_crps_matches_its_monte_carlo_definition():
     assert float(crps_gaussian(mean.double(), variance.double(), truth.double())) == pytest.approx(
         float(monte_carlo), abs=2e-3
     )
+
+
+@pytest.mark.parametrize("level", [0.5, 0.95])
+def test_coverage_of_draws_from_the_belief_itself_is_the_level(level):
+    generator = torch.Generator().manual_seed(0)
+    mean = torch.randn(4, 20_000, generator=generator, dtype=torch.float64)
+    variance = torch.rand(4, 20_000, generator=generator, dtype=torch.float64) + 0.1
+    truth = mean + variance.sqrt() * torch.randn(
+        4, 20_000, generator=generator, dtype=torch.float64
+    )
+    coverage = interval_coverage(mean, variance, truth, level)  # (4,)
+    standard_error = math.sqrt(level * (1 - level) / 20_000)
+    assert float((coverage - level).abs().max()) < 4 * standard_error
+    # Halving every standard deviation (overconfidence) loses coverage.
+    assert float(interval_coverage(mean, variance / 4, truth, level).max()) < level - 0.1
+
+
+def test_coverage_interval_edges_and_bad_level():
+    mean, variance = torch.zeros(3), torch.ones(3)
+    truth = torch.tensor([1.95, 1.97, -1.95])  # z(0.975) = 1.95996
+    torch.testing.assert_close(interval_coverage(mean, variance, truth), torch.tensor(2 / 3))
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        interval_coverage(mean, variance, truth, level=1.0)
 
 
 def test_mse_and_relative_l2():

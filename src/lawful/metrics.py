@@ -3,8 +3,9 @@
 Conservation experiments (ProbConserv): at the evaluation time t*, per function, on a grid:
 MSE (mean over x of the squared error of the predicted mean), CE (signed trapezoid mass of the
 predicted mean minus the true mass), LL (mean over x of the Gaussian log-density of the truth),
-and CRPS (mean over x of the closed-form Gaussian CRPS). :func:`summarize` turns per-function
-values into a mean and its standard error.
+and CRPS (mean over x of the closed-form Gaussian CRPS); beyond the paper, the coverage of the
+central 95 % interval (calibrated uncertainty covers 95 % of the truth). :func:`summarize` turns
+per-function values into a mean and its standard error.
 
 Boundary experiments (BOON): :func:`relative_l2` per sample, :func:`boundary_error` (how far a
 prediction is from its boundary conditions, by the conditions' own stencils) and
@@ -38,6 +39,7 @@ __all__ = [
     "crps_gaussian",
     "first_crossing",
     "gaussian_log_likelihood",
+    "interval_coverage",
     "mean_squared_error",
     "neumann_flux_error",
     "relative_l2",
@@ -76,6 +78,19 @@ def crps_gaussian(mean: Tensor, variance: Tensor, truth: Tensor) -> Tensor:
         z * (2 * standard.cdf(z) - 1) + 2 * standard.log_prob(z).exp() - 1 / math.sqrt(math.pi)
     )
     return score.mean(-1)
+
+
+def interval_coverage(mean: Tensor, variance: Tensor, truth: Tensor, level: float = 0.95) -> Tensor:
+    """Fraction of the grid where ``truth`` lies in the central ``level`` interval; ``(...)``.
+
+    The interval is ``mean ± z sqrt(variance)`` with ``z`` the ``(1 + level) / 2`` quantile of
+    the standard normal. Calibrated beliefs score ``level``; overconfident ones less.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"coverage level must lie strictly between 0 and 1, got {level}")
+    z = float(torch.special.ndtri(torch.tensor((1 + level) / 2, dtype=torch.float64)))
+    inside = (truth - mean).abs() <= z * variance.sqrt()  # (..., n)
+    return inside.to(mean.dtype).mean(-1)
 
 
 def relative_l2(prediction: Tensor, truth: Tensor, dims: tuple[int, ...] = (-1,)) -> Tensor:

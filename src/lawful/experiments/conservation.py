@@ -41,6 +41,7 @@ from lawful.metrics import (
     crps_gaussian,
     first_crossing,
     gaussian_log_likelihood,
+    interval_coverage,
     mean_squared_error,
     summarize,
 )
@@ -440,6 +441,7 @@ def evaluate(
             "ce": conservation_error(mean, grid, true_mass[:, -1]),
             "ll": gaussian_log_likelihood(mean, variance, truth[:, -1]),
             "crps": crps_gaussian(mean, variance, truth[:, -1]),
+            "coverage": interval_coverage(mean, variance, truth[:, -1]),
         }
         for param in problem.test_params:
             selected = _functions_at(params, param)
@@ -561,7 +563,7 @@ def _write_outputs(
         out / "report.md",
         title=f"lawful: {problem.name} ({preset_name})",
         rows=evaluation.rows,
-        columns=("mse", "ce", "ll", "crps"),
+        columns=("mse", "ce", "ll", "crps", "coverage"),
         param_name=problem.param_name,
         figures=figures,
         notes=_CONSERVATION_NOTES,
@@ -617,5 +619,6 @@ _CONSERVATION_NOTES = (
     "Metrics at t*, averaged over the test functions of each parameter (± one standard error). "
     "MSE: mean squared error of the predicted mean over x. CE: trapezoid mass of the mean minus "
     "the exact mass (signed). LL: mean over x of the Gaussian log-density of the truth. CRPS: "
-    "continuous ranked probability score (lower is better)."
+    "continuous ranked probability score (lower is better). coverage: fraction of x where the "
+    "truth lies in the central 95 % interval (0.95 when calibrated)."
 )

@@ -38,6 +38,7 @@ from lawful.metrics import (
     conservation_error,
     crps_gaussian,
     gaussian_log_likelihood,
+    interval_coverage,
     relative_l2,
     summarize,
 )
@@ -185,6 +186,7 @@ def evaluate(
             "ce": conservation_error(mean, x, true_mass),
             "ll": gaussian_log_likelihood(mean, variance, truth),
             "crps": crps_gaussian(mean, variance, truth),
+            "coverage": interval_coverage(mean, variance, truth),
         }
         summaries = {name: summarize(values) for name, values in per_sample.items()}
         rows.append(MetricRow.from_summaries(method, None, summaries, TASK.kind))
@@ -267,9 +269,10 @@ def _write_outputs(
         "error of the mean. boundary_error: mean |residual| of the end conditions (as in the "
         "BOON experiments). ce: trapezoid mass of the mean minus the exact mass (signed). ll: "
         "mean over x of the Gaussian log-density of the truth. crps: continuous ranked "
-        "probability score. The ensembles' variance: the members' sample variance plus the "
-        "ensemble mean's squared error on the training data. ProbConserv conditions on the "
-        "mass and the end conditions together. The solver data itself scores boundary_error "
+        "probability score. coverage: fraction of x where the truth lies in the central 95 % "
+        "interval (0.95 when calibrated). The ensembles' variance: the members' sample variance "
+        "plus the ensemble mean's squared error on the training data. ProbConserv conditions on "
+        "the mass and the end conditions together. The solver data itself scores boundary_error "
         f"{evaluation.data_floor['boundary_error']:.2e} and |ce| at most "
         f"{evaluation.data_floor['ce']:.2e}."
     )
@@ -277,7 +280,7 @@ def _write_outputs(
         out / "report.md",
         title=f"lawful: {experiment} ({preset_name})",
         rows=evaluation.rows,
-        columns=("rel_l2", "boundary_error", "ce", "ll", "crps"),
+        columns=("rel_l2", "boundary_error", "ce", "ll", "crps", "coverage"),
         param_name="param",
         figures={"error of the mean": figure},
         notes=notes,
