@@ -11,6 +11,7 @@ from lawful.beliefs import (
     GaussianBelief,
     LowRankCovariance,
 )
+from lawful.constraints.bounds import condition_within_bounds
 from lawful.constraints.conservation import (
     LinearConstraint,
     mass_constraint,
@@ -43,6 +44,7 @@ __all__ = [
     "LowRankCovariance",
     "cell_volume_weights",
     "condition",
+    "condition_within_bounds",
     "constrained_log_likelihood",
     "mass_constraint",
     "mass_from_boundary_flux",
