@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lawful.cli import main
+from lawful.experiments import EXPERIMENTS
 
 SHARED_REFERENCE = (
     Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "probconserv-pme"
@@ -127,3 +128,11 @@ def test_training_is_reproducible(tmp_path, experiment):
     for name, state in weights[0].items():
         for key, tensor in state.items():
             assert torch.equal(tensor, weights[1][name][key]), (name, key)
+
+
+def test_list_names_every_experiment_in_one_aligned_column(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == sorted(EXPERIMENTS)
+    kind_columns = {line.index(EXPERIMENTS[line.split()[0]]) for line in lines}
+    assert len(kind_columns) == 1

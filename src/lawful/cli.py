@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
+        width = max(len(name) for name in EXPERIMENTS)
         for name, kind in sorted(EXPERIMENTS.items()):
-            print(f"{name:20s} {kind}")
+            print(f"{name:{width}s}  {kind}")
         return 0
     if args.command == "bench":
         from lawful.bench import format_table, run_benchmarks
