@@ -7,7 +7,7 @@ import pytest
 
 from lawful.cli import main
 from lawful.experiments import run_experiment
-from lawful.experiments.ensemble import ENSEMBLE_EXPERIMENTS, METHODS
+from lawful.experiments.ensemble import ENSEMBLE_EXPERIMENTS, METHODS, TASKS
 
 
 @pytest.mark.parametrize("experiment", sorted(ENSEMBLE_EXPERIMENTS))
@@ -17,21 +17,26 @@ def test_update_conserves_mass_and_keeps_the_ends(tmp_path, experiment):
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["experiment"] == experiment and metrics["preset"] == "tiny"
-    rows = {row["method"]: row for row in metrics["rows"]}
-    assert set(rows) == set(METHODS)
+    rows = {(row["task"], row["method"]): row for row in metrics["rows"]}
+    assert set(rows) == {(task.kind, method) for task in TASKS for method in METHODS}
     assert all(0 <= row["coverage"] <= 1 for row in rows.values())
-    for method in ("ProbConserv-FNO-Ens", "ProbConserv-BOON-Ens"):
-        assert abs(rows[method]["ce"]) < 1e-12, rows[method]
-        assert rows[method]["boundary_error"] < 1e-12, rows[method]
-    # Before the update: BOON's ends hold to float32 rounding, the plain FNO's do not; neither
-    # ensemble knows the mass after two members and two epochs.
-    assert rows["BOON-Ens"]["boundary_error"] < 1e-5
-    assert rows["FNO-Ens"]["boundary_error"] > 1e-5
-    assert abs(rows["FNO-Ens"]["ce"]) > 1e-4 and abs(rows["BOON-Ens"]["ce"]) > 1e-4
-    assert (out / "errors.png").stat().st_size > 10_000
-    assert "| single-step | ProbConserv-BOON-Ens |" in (out / "report.md").read_text()
+    for task in ("single-step", "multi-step"):
+        for method in ("ProbConserv-FNO-Ens", "ProbConserv-BOON-Ens"):
+            assert abs(rows[task, method]["ce"]) < 1e-12, rows[task, method]
+            assert rows[task, method]["boundary_error"] < 1e-12, rows[task, method]
+        # Before the update: BOON's ends hold to float32 rounding, the plain FNO's do not;
+        # neither ensemble knows the mass after two members and two epochs.
+        assert rows[task, "BOON-Ens"]["boundary_error"] < 1e-5
+        assert rows[task, "FNO-Ens"]["boundary_error"] > 1e-5
+        assert abs(rows[task, "FNO-Ens"]["ce"]) > 1e-4
+        assert abs(rows[task, "BOON-Ens"]["ce"]) > 1e-4
+    for task in ("single-step", "multi-step"):
+        assert (out / f"errors-{task}.png").stat().st_size > 10_000
+    report = (out / "report.md").read_text()
+    assert "| single-step | ProbConserv-BOON-Ens |" in report
+    assert "| multi-step | ProbConserv-BOON-Ens |" in report
     # A rerun evaluates again without retraining.
-    member = out / "models" / "boon-1.pt"
+    member = out / "models" / "multi-step" / "boon-1.pt"
     before = member.stat().st_mtime_ns
     args[0] = "evaluate"
     assert main(args) == 0

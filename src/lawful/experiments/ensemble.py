@@ -1,11 +1,12 @@
 """Composed experiments: boundary-corrected operator ensembles, then the conservation update.
 
 Exact boundaries and exact conservation with uncertainty, in one pipeline. K Fourier neural
-operators (plain ``FNO`` or boundary-corrected ``BOON``), trained from K seeds on the single-step
-task of a BOON problem (``u0 -> u(t_final)``), make a Gaussian belief: the members' mean and
-sample covariance (low rank) plus a diagonal noise variance, the ensemble mean's squared error
-on the training data. The belief is then conditioned (ProbConserv) on the total mass, known
-exactly from the initial condition and the fluxes through the ends
+operators (plain ``FNO`` or boundary-corrected ``BOON``), trained from K seeds on the tasks of a
+BOON problem (single-step ``u0 -> u(t_final)`` and multi-step ``u0 -> u(t_1..t_25)``), make a
+Gaussian belief per output frame: the members' mean and sample covariance (low rank) plus a
+diagonal noise variance, the ensemble mean's squared error on the training data. Each frame's
+belief is then conditioned (ProbConserv) on its total mass, known exactly from the initial
+condition and the fluxes through the ends
 (:attr:`~lawful.pdes.boundary_problems.BoundaryProblem.mass_change`), stacked with the end
 conditions as constraint rows, so the update conserves mass without moving the ends off their
 conditions.
@@ -46,7 +47,15 @@ from lawful.models.ensemble import ensemble_belief
 from lawful.pdes.boundary_problems import BOUNDARY_PROBLEMS
 from lawful.plots import plot_profiles
 
-__all__ = ["ENSEMBLE_EXPERIMENTS", "METHODS", "PRESETS", "EnsemblePreset", "evaluate", "run"]
+__all__ = [
+    "ENSEMBLE_EXPERIMENTS",
+    "METHODS",
+    "PRESETS",
+    "TASKS",
+    "EnsemblePreset",
+    "evaluate_task",
+    "run",
+]
 
 # Experiment -> the BOON problem it is built on (one whose mass is known from its input).
 ENSEMBLE_EXPERIMENTS = {
@@ -55,7 +64,7 @@ ENSEMBLE_EXPERIMENTS = {
 }
 MEMBER_METHODS = ("FNO", "BOON")
 METHODS = ("FNO-Ens", "ProbConserv-FNO-Ens", "BOON-Ens", "ProbConserv-BOON-Ens")
-TASK = boundary.Task("single-step")
+TASKS = (boundary.Task("single-step"), boundary.Task("multi-step"))
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,8 @@ PRESETS = {
 }
 
 
-def _member_path(folder: Path, method: str, member: int) -> Path:
-    return folder / f"{method.lower()}-{member}.pt"
+def _member_path(folder: Path, task: boundary.Task, method: str, member: int) -> Path:
+    return folder / task.label / f"{method.lower()}-{member}.pt"
 
 
 def train(
@@ -86,115 +95,160 @@ def train(
     log: Callable[[str], None] = lambda message: None,
     num_devices: int = 1,
 ) -> bool:
-    """Train ``num_members`` FNOs and BOONs, member j from seed ``seed + j``; returns is-main."""
-    settings = boundary.operator_settings(preset.operators, TASK)
-    stored = load_dataset(boundary.dataset_path(data_folder, "train", TASK))
-    tensors = boundary.task_tensors(stored, TASK, settings.num_train)
+    """Train ``num_members`` FNOs and BOONs per task, member j from seed ``seed + j``.
+
+    Returns whether this is the main process (which alone wrote the weights).
+    """
     is_main = True
-    for method in MEMBER_METHODS:
-        for member in range(preset.num_members):
-            is_main = boundary.train_operator(
-                method,
-                problem,
-                TASK,
-                preset.operators,
-                tensors,
-                _member_path(folder, method, member),
-                device,
-                seed + member,
-                progress,
-                log,
-                num_devices,
-            )
+    for task in TASKS:
+        settings = boundary.operator_settings(preset.operators, task)
+        stored = load_dataset(boundary.dataset_path(data_folder, "train", task))
+        tensors = boundary.task_tensors(stored, task, settings.num_train)
+        for method in MEMBER_METHODS:
+            for member in range(preset.num_members):
+                is_main = boundary.train_operator(
+                    method,
+                    problem,
+                    task,
+                    preset.operators,
+                    tensors,
+                    _member_path(folder, task, method, member),
+                    device,
+                    seed + member,
+                    progress,
+                    log,
+                    num_devices,
+                )
     return is_main
 
 
+@dataclass
+class _Split:
+    """One split of a task's data, its fields laid out as frames: ``(N, F, X)``.
+
+    Single-step tasks have one frame (the last output time); multi-step ones all of them.
+    """
+
+    model_inputs: list[Tensor]  # float32, as boundary.task_tensors lays them out
+    initial: Tensor  # (N, X)
+    truth: Tensor  # (N, F, X)
+    ends: list[Tensor]  # left, right boundary data, (N, F) each; empty if periodic
+    x: Tensor  # (X,)
+    times: Tensor  # (F,)
+
+
+def _as_frames(field: Tensor) -> Tensor:
+    """An operator's field ``(N, 1, X)`` or ``(N, 1, X, T)`` as frames ``(N, F, X)``."""
+    field = field[:, 0]
+    return field.unsqueeze(1) if field.ndim == 2 else field.transpose(-1, -2)
+
+
+def _load_split(data_folder: Path, split: str, task: boundary.Task, count: int | None) -> _Split:
+    stored = load_dataset(boundary.dataset_path(data_folder, split, task))
+    tensors = boundary.task_tensors(stored, task, count, dtype=torch.float64)
+    ends = tensors[2:]  # (N, T) multi-step, (N,) single-step
+    return _Split(
+        [tensor.float() for tensor in tensors],
+        stored.arrays["inputs"][:count],
+        _as_frames(tensors[1]),
+        [end if task.multistep else end.unsqueeze(-1) for end in ends],  # (N, F)
+        stored.grid["x"],
+        stored.grid["t"] if task.multistep else stored.grid["t"][-1:],
+    )
+
+
 def _member_predictions(
-    problem: str, preset: EnsemblePreset, folder: Path, method: str, tensors: list[Tensor]
+    problem: str,
+    preset: EnsemblePreset,
+    folder: Path,
+    task: boundary.Task,
+    method: str,
+    split: _Split,
 ) -> Tensor:
-    """Every member's prediction on ``tensors`` (as :func:`boundary.task_tensors` lays them
-    out, float32): ``(K, N, X)`` in float64."""
-    settings = boundary.operator_settings(preset.operators, TASK)
+    """Every member's prediction on ``split``: ``(K, N, F, X)`` in float64."""
+    settings = boundary.operator_settings(preset.operators, task)
     predictions = []
     for member in range(preset.num_members):
-        path = _member_path(folder, method, member)
+        path = _member_path(folder, task, method, member)
         if not path.exists():
             raise FileNotFoundError(f"no trained {method} member at {path}: train first")
-        model = boundary.build_model(method, problem, TASK, settings)
+        model = boundary.build_model(method, problem, task, settings)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        prediction = boundary.predict(model.eval(), tensors, settings.batch_size)  # (N, 1, X)
-        predictions.append(prediction[:, 0])
-    return torch.stack(predictions)  # (K, N, X)
+        prediction = boundary.predict(model.eval(), split.model_inputs, settings.batch_size)
+        predictions.append(_as_frames(prediction))
+    return torch.stack(predictions)  # (K, N, F, X)
 
 
 @dataclass
-class EnsembleEvaluation:
+class TaskEvaluation:
+    task: boundary.Task
     rows: list[MetricRow]
     x: Tensor  # (X,)
-    truth: Tensor  # (N, X)
-    beliefs: dict[str, GaussianBelief]  # method -> (N, X)
+    truth: Tensor  # (N, F, X)
+    beliefs: dict[str, GaussianBelief]  # method -> over (N, F, X)
     data_floor: dict[str, float]  # the solver data's own boundary and mass errors
 
 
-def _split(problem: str, data_folder: Path, split: str, count: int | None):
-    """Float64 ``[inputs (N, 1, X), targets (N, 1, X), *end data (N,)]``, the grid and t."""
-    stored = load_dataset(boundary.dataset_path(data_folder, split, TASK))
-    tensors = boundary.task_tensors(stored, TASK, count, dtype=torch.float64)
-    return tensors, stored.grid["x"], stored.grid["t"][-1]
+def evaluate_task(
+    problem: str,
+    preset: EnsemblePreset,
+    data_folder: Path,
+    model_folder: Path,
+    task: boundary.Task,
+) -> TaskEvaluation:
+    """Each ensemble before and after the update, on the test split; per-sample metrics.
 
-
-def evaluate(
-    problem: str, preset: EnsemblePreset, data_folder: Path, model_folder: Path
-) -> EnsembleEvaluation:
-    """Each ensemble before and after the update, on the test split; per-sample metrics."""
-    settings = boundary.operator_settings(preset.operators, TASK)
-    train_tensors, _, _ = _split(problem, data_folder, "train", settings.num_train)
-    test_tensors, x, t_final = _split(problem, data_folder, "test", None)
-    inputs, targets, *end_data = test_tensors
-    truth = targets[:, 0]  # (N, X)
+    Every frame is conditioned on its own mass and end conditions; the ensemble's covariance
+    is kept within frames (as ProbConserv treats each time slice).
+    """
+    settings = boundary.operator_settings(preset.operators, task)
+    train = _load_split(data_folder, "train", task, settings.num_train)
+    test = _load_split(data_folder, "test", task, None)
+    x = test.x
     spacing = float(x[1] - x[0])
-    conditions = boundary.model_conditions(problem, TASK)
-    if end_data:
-        conditions = conditions.with_values(*end_data)  # (N,) per end
+    conditions = boundary.model_conditions(problem, task)
+    if test.ends:
+        conditions = conditions.with_values(*test.ends)  # (N, F) per end
     mass_change = BOUNDARY_PROBLEMS[problem].mass_change
     assert mass_change is not None  # the registry lists only problems with a known mass
-    true_mass = inputs[:, 0] @ trapezoid_weights(x) + mass_change(t_final)  # (N,)
+    true_mass = (test.initial @ trapezoid_weights(x))[:, None] + mass_change(test.times)  # (N, F)
     constraint = stack_constraints(
-        mass_constraint(x, true_mass),  # 1 row
-        boundary_constraint(conditions, x.numel(), spacing),  # 1 (periodic) or 2 rows
+        mass_constraint(x, true_mass),  # 1 row per frame
+        boundary_constraint(conditions, x.numel(), spacing),  # 1 (periodic) or 2 rows per frame
     )
 
     beliefs: dict[str, GaussianBelief] = {}
     for method in MEMBER_METHODS:
-        on_train = _member_predictions(
-            problem, preset, model_folder, method, [t.float() for t in train_tensors]
-        )  # (K, N_train, X)
-        noise_variance = (on_train.mean(0) - train_tensors[1][:, 0]).square().mean()
-        members = _member_predictions(
-            problem, preset, model_folder, method, [t.float() for t in test_tensors]
-        )  # (K, N, X)
-        prior = ensemble_belief(members, noise_variance)
+        on_train = _member_predictions(problem, preset, model_folder, task, method, train)
+        noise_variance = (on_train.mean(0) - train.truth).square().mean()
+        members = _member_predictions(problem, preset, model_folder, task, method, test)
+        prior = ensemble_belief(members, noise_variance)  # over (N, F, X)
         beliefs[f"{method}-Ens"] = prior
         beliefs[f"ProbConserv-{method}-Ens"] = condition(prior, constraint)
 
+    def end_errors(field: Tensor) -> Tensor:
+        """Per-sample boundary error of frames ``(N, F, X)``, laid out as (N, 1, X, F)."""
+        return boundary_error(field.transpose(-1, -2)[:, None], conditions, spacing)
+
     rows = []
+    truth = test.truth
     for method in METHODS:
-        mean, variance = beliefs[method].mean, beliefs[method].variance()  # (N, X) each
+        mean, variance = beliefs[method].mean, beliefs[method].variance()  # (N, F, X) each
         per_sample = {
-            "rel_l2": relative_l2(mean, truth),
-            "boundary_error": boundary_error(mean[:, None], conditions, spacing),
-            "ce": conservation_error(mean, x, true_mass),
-            "ll": gaussian_log_likelihood(mean, variance, truth),
-            "crps": crps_gaussian(mean, variance, truth),
-            "coverage": interval_coverage(mean, variance, truth),
+            "rel_l2": relative_l2(mean.flatten(1), truth.flatten(1)),
+            "boundary_error": end_errors(mean),
+            "ce": conservation_error(mean, x, true_mass).mean(-1),
+            "ll": gaussian_log_likelihood(mean, variance, truth).mean(-1),
+            "crps": crps_gaussian(mean, variance, truth).mean(-1),
+            "coverage": interval_coverage(mean, variance, truth).mean(-1),
         }
         summaries = {name: summarize(values) for name, values in per_sample.items()}
-        rows.append(MetricRow.from_summaries(method, None, summaries, TASK.kind))
+        rows.append(MetricRow.from_summaries(method, None, summaries, task.kind))
     floor = {
-        "boundary_error": float(boundary_error(truth[:, None], conditions, spacing).mean()),
+        "boundary_error": float(end_errors(truth).mean()),
         "ce": float(conservation_error(truth, x, true_mass).abs().max()),
     }
-    return EnsembleEvaluation(rows, x, truth, beliefs, floor)
+    return TaskEvaluation(task, rows, x, truth, beliefs, floor)
 
 
 def run(
@@ -237,8 +291,10 @@ def run(
     if "evaluate" not in stages:
         return None
     log("evaluating the ensembles before and after the conservation update")
-    evaluation = evaluate(problem, preset, data_folder, model_folder)
-    return _write_outputs(experiment, preset_name, out, conditions_name(problem), evaluation)
+    evaluations = [
+        evaluate_task(problem, preset, data_folder, model_folder, task) for task in TASKS
+    ]
+    return _write_outputs(experiment, preset_name, out, conditions_name(problem), evaluations)
 
 
 def conditions_name(problem: str) -> str:
@@ -247,42 +303,55 @@ def conditions_name(problem: str) -> str:
 
 
 def _write_outputs(
-    experiment: str, preset_name: str, out: Path, ends: str, evaluation: EnsembleEvaluation
+    experiment: str,
+    preset_name: str,
+    out: Path,
+    ends: str,
+    evaluations: list[TaskEvaluation],
 ) -> dict:
-    # The methods agree to the eye on u itself: draw each mean's error, with its ±2σ band.
-    cases = min(3, evaluation.truth.shape[0])
-    truth = evaluation.truth[:cases]  # (cases, X)
-    figure = plot_profiles(
-        evaluation.x,
-        torch.zeros_like(truth),
-        {
-            method: (belief.mean[:cases] - truth, belief.variance()[:cases])
-            for method, belief in evaluation.beliefs.items()
-        },
-        [f"test sample {case}" for case in range(cases)],
-        out / "errors.png",
-        ylabel="mean - exact u",
+    figures = {}
+    for evaluation in evaluations:
+        # The methods agree to the eye on u itself: draw each mean's error at the last frame,
+        # with its ±2σ band.
+        cases = min(3, evaluation.truth.shape[0])
+        truth = evaluation.truth[:cases, -1]  # (cases, X)
+        label = evaluation.task.label
+        figures[f"error of the mean ({label}, last frame)"] = plot_profiles(
+            evaluation.x,
+            torch.zeros_like(truth),
+            {
+                method: (belief.mean[:cases, -1] - truth, belief.variance()[:cases, -1])
+                for method, belief in evaluation.beliefs.items()
+            },
+            [f"{label}, test sample {case}" for case in range(cases)],
+            out / f"errors-{label}.png",
+            ylabel="mean - exact u",
+        )
+    rows = [row for evaluation in evaluations for row in evaluation.rows]
+    metrics = write_metrics(out / "metrics.json", experiment, preset_name, rows)
+    floors = "; ".join(
+        f"{e.task.label}: boundary_error {e.data_floor['boundary_error']:.2e}, |ce| at most "
+        f"{e.data_floor['ce']:.2e}"
+        for e in evaluations
     )
-    metrics = write_metrics(out / "metrics.json", experiment, preset_name, evaluation.rows)
     notes = (
-        f"Single-step task ({ends}), test-set means ± one standard error. rel_l2: relative L2 "
-        "error of the mean. boundary_error: mean |residual| of the end conditions (as in the "
-        "BOON experiments). ce: trapezoid mass of the mean minus the exact mass (signed). ll: "
-        "mean over x of the Gaussian log-density of the truth. crps: continuous ranked "
-        "probability score. coverage: fraction of x where the truth lies in the central 95 % "
-        "interval (0.95 when calibrated). The ensembles' variance: the members' sample variance "
-        "plus the ensemble mean's squared error on the training data. ProbConserv conditions on "
-        "the mass and the end conditions together. The solver data itself scores boundary_error "
-        f"{evaluation.data_floor['boundary_error']:.2e} and |ce| at most "
-        f"{evaluation.data_floor['ce']:.2e}."
+        f"{ends}. Test-set means ± one standard error; multi-step metrics are means over the "
+        "frames. rel_l2: relative L2 error of the mean over x (and t). boundary_error: mean "
+        "|residual| of the end conditions (as in the BOON experiments). ce: trapezoid mass of "
+        "the mean minus the exact mass (signed). ll: mean over x of the Gaussian log-density of "
+        "the truth. crps: continuous ranked probability score. coverage: fraction of x where "
+        "the truth lies in the central 95 % interval (0.95 when calibrated). The ensembles' "
+        "variance: the members' sample variance plus the ensemble mean's squared error on the "
+        "training data. ProbConserv conditions every frame on its mass and end conditions "
+        f"together. The solver data itself scores {floors}."
     )
     write_report(
         out / "report.md",
         title=f"lawful: {experiment} ({preset_name})",
-        rows=evaluation.rows,
+        rows=rows,
         columns=("rel_l2", "boundary_error", "ce", "ll", "crps", "coverage"),
         param_name="param",
-        figures={"error of the mean": figure},
+        figures=figures,
         notes=notes,
     )
     return metrics
