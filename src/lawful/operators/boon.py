@@ -268,16 +268,16 @@ class BoundaryCorrectedFNO(nn.Module):
     def forward(
         self, x: Tensor, left: BoundaryValue | None = None, right: BoundaryValue | None = None
     ) -> Tensor:
-        return self._run(x, left, right)[0]
+        return self._run(x, left, right, keep_states=False)[0]
 
     def hidden_states(
         self, x: Tensor, left: BoundaryValue | None = None, right: BoundaryValue | None = None
     ) -> list[Tensor]:
         """The output of each corrected Fourier layer (after its activation), padding cropped."""
-        return self._run(x, left, right)[1]
+        return self._run(x, left, right, keep_states=True)[1]
 
     def _run(
-        self, x: Tensor, left: BoundaryValue | None, right: BoundaryValue | None
+        self, x: Tensor, left: BoundaryValue | None, right: BoundaryValue | None, keep_states: bool
     ) -> tuple[Tensor, list[Tensor]]:
         conditions = self.conditions.with_values(left, right)
         conditions.validate(torch.Size((x.shape[0], self.fno.out_channels, *x.shape[2:])))
@@ -285,26 +285,49 @@ class BoundaryCorrectedFNO(nn.Module):
         spacing = self.fno.spacing(self.dim - 2, n)
         v = self.fno.lift(x)  # (batch, width, *padded spatial)
         system = _EndSystem(self._padded(conditions), spacing, n, self.dim, v)
-        # 1-D layers carry their input's near-end slice along, so they never read it off v.
-        spectra = (  # every layer keeps the same modes
-            _EndSpectra(self.fno.layers[0].spectral.modes, system, v)
-            if self.fno.spatial_ndim == 1
-            else None
-        )
-        v_near = system.gather(v)  # (batch, width, P)
+        if self.fno.spatial_ndim == 1:
+            return self._run_spectral(v, system, conditions, spacing, keep_states)
         states = []
         for index, layer in enumerate(self.fno.layers):
-            if spectra is not None:
-                output, output_near = self._corrected_spectral_layer(
-                    layer, v, v_near, system, spectra
-                )
-            else:
-                output = self._corrected_layer(layer, v, system)
-                output_near = system.gather(output)
             activation = F.gelu if index < len(self.fno.layers) - 1 else _identity
-            v, v_near = self._with_exact_ends(activation(output), activation(output_near), system)
-            states.append(v.narrow(-1, 0, v.shape[-1] - self.fno.padding))
+            v = self._with_exact_ends(activation(self._corrected_layer(layer, v, system)), system)
+            if keep_states:
+                states.append(v.narrow(-1, 0, v.shape[-1] - self.fno.padding))
         return apply_boundary_conditions(self.fno.project(v), conditions, spacing), states
+
+    def _run_spectral(
+        self,
+        v: Tensor,
+        system: _EndSystem,
+        conditions: BoundaryConditions,
+        spacing: float,
+        keep_states: bool,
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The 1-D layers with the correction folded in; the exact end entries are carried, not
+        written: ``v`` is the field except at its two ends, where it is off by ``end_delta``
+        ``(batch, width, 2)``. The next layer adds that to its Fourier coefficients (a rank-2
+        term) and reads its near-end slice from ``v_near``, which is exact; so no full-size
+        field is ever rewritten (a write and its backward cost two passes per layer)."""
+        spectra = _EndSpectra(self.fno.layers[0].spectral.modes, system, v)
+        v_near = system.gather(v)  # (batch, width, P)
+        end_delta = None
+        states = []
+        for index, layer in enumerate(self.fno.layers):
+            output, output_near = self._corrected_spectral_layer(
+                layer, v, v_near, end_delta, system, spectra
+            )
+            activation = F.gelu if index < len(self.fno.layers) - 1 else _identity
+            v, v_near = activation(output), activation(output_near)
+            v_near = apply_boundary_conditions(v_near, system.conditions, system.spacing)
+            exact_ends = v_near.index_select(-1, system.ends_near)  # (batch, width, 2)
+            end_delta = exact_ends - v.index_select(-1, system.ends)  # (batch, width, 2)
+            if keep_states:
+                states.append(v.index_copy(-1, system.ends, exact_ends))
+        # The projection is pointwise: only its end entries need the exact ends of v.
+        output = self.fno.project(v)  # (batch, out, x), off at its two end entries
+        output_ends = self.fno.project(v_near.index_select(-1, system.ends_near))  # (b, out, 2)
+        output = output.index_copy(-1, system.ends, output_ends)  # out has few channels: cheap
+        return apply_boundary_conditions(output, conditions, spacing), states
 
     def _corrected_layer(self, layer: FourierLayer, v: Tensor, system: _EndSystem) -> Tensor:
         """The layer's output plus the correction, added as full-size vectors."""
@@ -316,21 +339,32 @@ class BoundaryCorrectedFNO(nn.Module):
         )
 
     def _corrected_spectral_layer(
-        self, layer: FourierLayer, v: Tensor, v_near: Tensor, system: _EndSystem, ends: _EndSpectra
+        self,
+        layer: FourierLayer,
+        v: Tensor,
+        v_near: Tensor,
+        end_delta: Tensor | None,
+        system: _EndSystem,
+        ends: _EndSpectra,
     ) -> tuple[Tensor, Tensor]:
         """A 1-D layer ``irfft(X) + W v + b`` with the correction folded in: returns the corrected
-        output ``(batch, width, x)``, except at its two end entries (the caller sets those), and
+        output ``(batch, width, x)``, except at its two end entries (the caller tracks those), and
         the corrected output near the ends ``(batch, width, P)``, end entries included.
 
-        ``v_near`` is ``v`` near the ends. A response ``q = L_lin(e 1)`` (an impulse ``e`` in every
-        input channel) is ``irfft(Q) + W e 1``: its spectrum is the spectral weights summed over
-        input channels times ``e``'s coefficients, and its pointwise part is ``W``'s row sums on
-        the end entry alone. So the multiples of the spectral parts join ``X`` before the one
-        inverse FFT, and everything near the ends is computed from small tensors: O(modes) sums
+        ``v_near`` is the layer's input near the ends; ``v`` is that input except at its two end
+        entries, which are off by ``end_delta`` ``(batch, width, 2)`` (``None``: not off). A
+        response ``q = L_lin(e 1)`` (an impulse ``e`` in every input channel) is
+        ``irfft(Q) + W e 1``: its spectrum is the spectral weights summed over input channels
+        times ``e``'s coefficients, and its pointwise part is ``W``'s row sums on the end entry
+        alone. So the multiples of the spectral parts join ``X`` before the one inverse FFT, and
+        everything near the ends is computed from small tensors: O(modes) sums
         (:meth:`_EndSpectra.near_ends`) instead of inverse FFTs, ``v_near`` instead of ``v``.
         """
         spectral, n = layer.spectral, v.shape[-1]
-        mixed = spectral.mix(spectral.coefficients(v))  # (batch, width, modes)
+        coefficients = spectral.coefficients(v)  # (batch, width, modes)
+        if end_delta is not None:  # the input's true ends: add their impulses' coefficients
+            coefficients = coefficients + end_delta.to(coefficients.dtype) @ ends.impulses
+        mixed = spectral.mix(coefficients)  # (batch, width, modes)
         # (batch, width, P): the layer's output near the ends, before the correction.
         output_near = ends.near_ends(mixed) + pointwise(layer.pointwise, v_near)
 
@@ -356,16 +390,13 @@ class BoundaryCorrectedFNO(nn.Module):
         corrected_near = output_near + torch.einsum("boj,jop->bop", multiples, vectors_near)
         return output, corrected_near  # (batch, width, x), (batch, width, P)
 
-    def _with_exact_ends(
-        self, field: Tensor, field_near: Tensor, system: _EndSystem
-    ) -> tuple[Tensor, Tensor]:
-        """``field`` with its end entries set so the conditions hold exactly, and its near-end
-        slice, both computed from ``field_near`` (the field's, except that it may differ at the
-        ends)."""
-        exact_near = apply_boundary_conditions(field_near, system.conditions, system.spacing)
+    def _with_exact_ends(self, field: Tensor, system: _EndSystem) -> Tensor:
+        """``field`` with its end entries set so the conditions hold exactly."""
+        exact_near = apply_boundary_conditions(
+            system.gather(field), system.conditions, system.spacing
+        )
         ends = exact_near.index_select(self.dim, system.ends_near)  # (batch, width, ..2..)
-        # A fresh tensor: 2 columns written.
-        return field.index_copy_(self.dim, system.ends, ends), exact_near
+        return field.index_copy_(self.dim, system.ends, ends)  # 2 columns written in place
 
     def _padded(self, conditions: BoundaryConditions) -> BoundaryConditions:
         """The conditions on the padded hidden grid: time-dependent data gets padded frames."""
