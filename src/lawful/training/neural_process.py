@@ -35,7 +35,8 @@ class NeuralProcessModule(L.LightningModule):
 
     Batches are tuples ``(input_contexts (B, C, 2), output_contexts (B, C, 1),
     input_targets (B, T, 2), output_targets (B, T, 1), params (B, P))`` as stored by
-    :mod:`lawful.data`.
+    :mod:`lawful.data`. Adam at ``learning_rate``, constant or, with ``cosine_decay``, annealed
+    to zero over the run (per step).
     """
 
     def __init__(
