@@ -338,6 +338,17 @@ class BoundaryEquation:
                 total = total + entries @ field.new_tensor(coefficients)
         return total
 
+    def row(self, num_points: int, like: Tensor) -> Tensor:
+        """``l`` as a row vector over ``num_points`` entries ``(num_points,)``: ``l(u) = row @ u``.
+
+        ``like`` gives dtype and device. On fewer points than the two stencils span, their
+        coefficients add where they overlap.
+        """
+        row = like.new_zeros(num_points)
+        row[: len(self.from_left)] += like.new_tensor(self.from_left)
+        row[num_points - len(self.from_right) :] += like.new_tensor(self.from_right[::-1])
+        return row
+
     def residual(self, field: Tensor, dim: int) -> Tensor:
         """``target - l(field)``, or zero for a keep-current equation."""
         if self.target is None:
@@ -404,11 +415,8 @@ def boundary_constraint(
             f"{conditions.min_points()}"
         )
     equations = [eq for eq in boundary_equations(conditions, spacing) if eq.target is not None]
-    weights = torch.zeros(len(equations), num_points, dtype=dtype)  # (k, n)
-    for row, equation in zip(weights, equations, strict=True):
-        row[: len(equation.from_left)] += torch.tensor(equation.from_left, dtype=dtype)
-        for offset, coefficient in enumerate(equation.from_right):
-            row[num_points - 1 - offset] += coefficient
+    like = torch.empty((), dtype=dtype)
+    weights = torch.stack([eq.row(num_points, like) for eq in equations])  # (k, n)
     targets = [torch.as_tensor(eq.target, dtype=dtype) for eq in equations]
     values = torch.stack(torch.broadcast_tensors(*targets), dim=-1)  # (..., k)
     return LinearConstraint(weights, values)

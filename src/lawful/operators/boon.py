@@ -102,10 +102,8 @@ class _EndSystem:
             positions = torch.arange(n)
         self.positions = positions.to(like.device)  # (P,)
         count = len(positions)
-        self.rows = like.new_zeros(2, count)  # (equation, P): l(u) = rows @ u_near
-        for row, equation in zip(self.rows, self.equations, strict=True):
-            row[: len(equation.from_left)] += row.new_tensor(equation.from_left)
-            row[count - len(equation.from_right) :] += row.new_tensor(equation.from_right[::-1])
+        # (equation, P): l(u) = rows @ u_near
+        self.rows = torch.stack([equation.row(count, like) for equation in self.equations])
         self.impulses = like.new_zeros(2, count)  # (end, P): 1 at index 0, resp. at index N
         self.impulses[0, 0] = self.impulses[1, -1] = 1
         self.impulse_matrix = self.rows @ self.impulses.T  # (equation, end)
