@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from lawful.cli import main
+from lawful.data.store import load_dataset
 from lawful.experiments import EXPERIMENTS
+from lawful.experiments.conservation import PRESETS, generate_data
+from lawful.pdes import get_conservation_problem
 
 SHARED_REFERENCE = (
     Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "probconserv-pme"
@@ -136,3 +139,15 @@ def test_list_names_every_experiment_in_one_aligned_column(capsys):
     assert [line.split()[0] for line in lines] == sorted(EXPERIMENTS)
     kind_columns = {line.index(EXPERIMENTS[line.split()[0]]) for line in lines}
     assert len(kind_columns) == 1
+
+
+def test_a_split_regenerated_alone_equals_the_one_drawn_with_both(tmp_path):
+    problem = get_conservation_problem("heat")
+    preset = PRESETS["tiny"]
+    _, test = generate_data(problem, preset, tmp_path / "both", seed=3)
+    first = load_dataset(test).arrays
+    test.unlink()  # an interrupted run: the train split is on disk, the test split is not
+    generate_data(problem, preset, tmp_path / "both", seed=3)
+    again = load_dataset(test).arrays
+    for name, values in first.items():
+        torch.testing.assert_close(again[name], values, rtol=0, atol=0)

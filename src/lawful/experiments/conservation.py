@@ -160,26 +160,31 @@ PRESETS = {
 def generate_data(
     problem: ConservationProblem, preset: ConservationPreset, folder: Path, seed: int
 ) -> tuple[Path, Path]:
-    """Write ``train.h5`` (parameters ~ U(param_range)) and ``test.h5`` (each test parameter)."""
+    """Write ``train.h5`` (parameters ~ U(param_range)) and ``test.h5`` (each test parameter).
+
+    Both splits come from one generator, train first, so a split written alone (the other
+    already on disk, e.g. after an interrupted run) is drawn as it would have been with both:
+    the same seed always gives the same files.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    paths = {split: folder / f"{split}.h5" for split in ("train", "test")}
+    if all(path.exists() for path in paths.values()):
+        return paths["train"], paths["test"]
     generator = torch.Generator().manual_seed(seed)
     train_params = problem.sample_params(preset.num_train_functions, generator)
     test_params = torch.tensor(problem.test_params).repeat_interleave(preset.num_test_functions)
-    paths = []
     for split, params in (("train", train_params), ("test", test_params)):
-        path = folder / f"{split}.h5"
-        if not path.exists():
-            sets = make_function_sets(problem, params, generator)
+        sets = make_function_sets(problem, params, generator)
+        if not paths[split].exists():
             save_dataset(
-                path,
+                paths[split],
                 {name: getattr(sets, name) for name in _ARRAY_NAMES},
                 sets.params,
                 [problem.param_name],
                 problem=problem.name,
                 metadata={"split": split, "seed": seed},
             )
-        paths.append(path)
-    return paths[0], paths[1]
+    return paths["train"], paths["test"]
 
 
 def load_function_sets(path: Path) -> FunctionSets:
