@@ -203,6 +203,17 @@ class DenseCovariance(Covariance):
         check_finite(self.matrix, "covariance")
         check_nonnegative(torch.diagonal(self.matrix, dim1=-2, dim2=-1), "variance")
 
+    @classmethod
+    def trusted(cls, matrix: Tensor) -> DenseCovariance:
+        """Construct without the input checks (see :meth:`GaussianBelief.trusted`).
+
+        A downdated matrix is exactly PSD, but rounding can leave -1e-16 on the diagonal where
+        the constraint pins a value; :meth:`variance` clamps that, the checks would refuse it.
+        """
+        covariance = object.__new__(cls)
+        object.__setattr__(covariance, "matrix", matrix)
+        return covariance
+
     @property
     def size(self) -> int:
         return self.matrix.shape[-1]
@@ -220,7 +231,7 @@ class DenseCovariance(Covariance):
     def downdate(self, rows_times_cov: Tensor, core: Tensor) -> DenseCovariance:
         update = rows_times_cov.transpose(-1, -2) @ core @ rows_times_cov  # (..., n, n)
         downdated = self.matrix - update
-        return DenseCovariance((downdated + downdated.transpose(-1, -2)) / 2)
+        return DenseCovariance.trusted((downdated + downdated.transpose(-1, -2)) / 2)
 
     def to_dense(self) -> Tensor:
         return self.matrix

@@ -84,6 +84,8 @@ def bench_update_vs_bandwidth(num_points: int = 10_000_000, repeats: int = 7) ->
     variance = torch.rand(num_points, generator=generator) + 0.1
     grid = torch.linspace(0, 1, num_points, dtype=torch.float64)
     constraint = mass_constraint(grid, torch.tensor(0.5, dtype=torch.float64))
+    # Weights built on the float64 grid (10 million float32 points would not stay increasing),
+    # then stored in float32 once, so the timed update does not convert them on every call.
     constraint = LinearConstraint(constraint.weights.float(), constraint.values.float())
     weights = constraint.weights[0]
     belief = GaussianBelief.diagonal(mean, variance)

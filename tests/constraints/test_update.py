@@ -121,6 +121,19 @@ def _index_covariance(covariance, i):
     return type(covariance)(covariance.diagonal[i])
 
 
+def test_dense_prior_conditioned_on_pinning_rows_keeps_a_clean_zero_variance():
+    # Rows that fix single entries leave exactly zero variance there; rounding may leave -1e-16,
+    # which the posterior must carry (and clamp), not refuse.
+    rows = torch.zeros(2, N, dtype=torch.float64)
+    rows[0, 0] = rows[1, -1] = 1
+    pinned = LinearConstraint(rows, torch.tensor([0.3, -0.2], dtype=torch.float64))
+    for seed in range(40):
+        posterior = condition(_random_belief("dense", batch=(), seed=seed), pinned)
+        torch.testing.assert_close(posterior.mean[[0, -1]], pinned.values, rtol=0, atol=1e-12)
+        assert float(posterior.variance()[[0, -1]].max()) < 1e-12
+        assert float(posterior.variance().min()) >= 0
+
+
 def test_float32_agrees_with_float64():
     belief64, constraint64 = _random_belief("diagonal"), _random_constraint()
     belief32 = GaussianBelief.diagonal(belief64.mean.float(), belief64.variance().float())
@@ -129,6 +142,10 @@ def test_float32_agrees_with_float64():
     posterior64 = condition(belief64, constraint64)
     torch.testing.assert_close(posterior32.mean.double(), posterior64.mean, rtol=1e-5, atol=1e-5)
     assert constraint32.residual(posterior32.mean).abs().max() < 1e-5
+    # A float64 constraint on a float32 belief: the update works in the belief's dtype.
+    mixed = condition(belief32, constraint64)
+    assert mixed.mean.dtype == torch.float32
+    torch.testing.assert_close(mixed.mean, posterior32.mean, rtol=0, atol=1e-6)
 
 
 def test_shared_weights_broadcast_over_functions_times_and_samples():

@@ -60,8 +60,10 @@ class LinearConstraint:
         return self.weights.shape[-2]
 
     def residual(self, u: Tensor) -> Tensor:
-        """``values - weights @ u`` for ``u`` of shape ``(..., n)``; returns ``(..., k)``."""
-        return self.values - torch.einsum("...kn,...n->...k", self.weights, u)
+        """``values - weights @ u`` for ``u`` of shape ``(..., n)``; returns ``(..., k)`` in
+        ``u``'s dtype (a float64 constraint serves a float32 belief)."""
+        weights, values = self.weights.to(u.dtype), self.values.to(u.dtype)
+        return values - torch.einsum("...kn,...n->...k", weights, u)
 
 
 def stack_constraints(*constraints: LinearConstraint) -> LinearConstraint:
