@@ -5,8 +5,13 @@ import subprocess
 import sys
 
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 
+from lawful.experiments import conservation
+from lawful.experiments.boundary import PRESETS as BOUNDARY_PRESETS
+from lawful.experiments.boundary import Task, train_operator
 from lawful.experiments.conservation import PRESETS, build_anp
+from lawful.pdes import get_conservation_problem
 
 
 def test_two_process_training_under_torchrun(tmp_path):
@@ -35,3 +40,20 @@ def test_two_process_training_under_torchrun(tmp_path):
                 trained.state_dict().values(), initial.state_dict().values(), strict=True
             )
         )
+
+
+def test_a_rank_that_skips_training_still_answers_as_its_rank(tmp_path, monkeypatch):
+    """Weights already on disk (a rerun): rank 1 must not take itself for the main process."""
+    weights = tmp_path / "fno.pt"
+    weights.touch()
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in conservation.ANP_FILES.values():
+        torch.save(build_anp(PRESETS["tiny"]).state_dict(), models / name)
+    problem = get_conservation_problem("stefan")
+    for rank, is_main in ((0, True), (1, False)):
+        monkeypatch.setattr(rank_zero_only, "rank", rank)
+        args = ("FNO", "heat-neumann", Task("single-step"), BOUNDARY_PRESETS["tiny"], [], weights)
+        assert train_operator(*args, "cpu", 0, progress=False) is is_main
+        trained = conservation.train(problem, PRESETS["tiny"], None, models, "cpu", 0, False)
+        assert (trained is not None) is is_main

@@ -47,7 +47,7 @@ from lawful.plots import (
     plot_profiles_over_time,
 )
 from lawful.training.operator import OperatorModule
-from lawful.training.trainer import TrainSettings, fit
+from lawful.training.trainer import TrainSettings, fit, is_main_process
 
 __all__ = [
     "BOUNDARY_EXPERIMENTS",
@@ -345,7 +345,7 @@ def train(
     batches in the same order. Existing weights are kept (a rerun resumes). Returns whether
     this is the main process (always, unless training data-parallel), which alone writes.
     """
-    is_main = True
+    is_main = is_main_process()
     for task in TASKS[experiment]:
         settings = operator_settings(preset, task)
         tensors = task_tensors(
@@ -388,7 +388,7 @@ def train_operator(
     main process.
     """
     if weights_path.exists():
-        return True
+        return is_main_process()
     settings = operator_settings(preset, task)
     torch.manual_seed(seed)
     model = build_model(method, experiment, task, settings)

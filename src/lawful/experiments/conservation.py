@@ -50,7 +50,7 @@ from lawful.models.gp import fit_gp, gp_predict
 from lawful.pdes.conservation import ConservationProblem, get_conservation_problem
 from lawful.plots import plot_mass_over_time, plot_profiles, plot_shock_histograms
 from lawful.training.neural_process import NeuralProcessModule
-from lawful.training.trainer import TrainSettings, fit
+from lawful.training.trainer import TrainSettings, fit, is_main_process
 
 __all__ = [
     "CONSERVATION_EXPERIMENTS",
@@ -217,7 +217,7 @@ def train(
     and the others get ``None``.
     """
     models = {}
-    is_main = True
+    is_main = is_main_process()
     for method, objective in (("ANP", "elbo"), ("SoftC-ANP", "softc")):
         weights_path = folder / ANP_FILES[method]
         torch.manual_seed(seed)  # the initial weights too: a rerun trains the same models

@@ -46,6 +46,7 @@ from lawful.metrics import (
 from lawful.models.ensemble import ensemble_belief
 from lawful.pdes.boundary_problems import BOUNDARY_PROBLEMS
 from lawful.plots import plot_profiles
+from lawful.training.trainer import is_main_process
 
 __all__ = [
     "ENSEMBLE_EXPERIMENTS",
@@ -99,7 +100,7 @@ def train(
 
     Returns whether this is the main process (which alone wrote the weights).
     """
-    is_main = True
+    is_main = is_main_process()
     for task in TASKS:
         settings = boundary.operator_settings(preset.operators, task)
         stored = load_dataset(boundary.dataset_path(data_folder, "train", task))

@@ -17,9 +17,10 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
-__all__ = ["TrainSettings", "fit"]
+__all__ = ["TrainSettings", "fit", "is_main_process"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,12 @@ def fit(
         ckpt_path=str(last) if last.exists() else None,
     )
     return trainer.is_global_zero
+
+
+def is_main_process() -> bool:
+    """Whether this process writes results: rank 0 of a data-parallel run, or the only one.
+
+    For code paths that skip :func:`fit` (weights already on disk), which must still answer
+    as a rank, not assume they are the main process.
+    """
+    return rank_zero_only.rank == 0
