@@ -91,6 +91,14 @@ def test_rerun_resumes_instead_of_regenerating_or_retraining(heat_run):
     assert json.loads((heat_run / "metrics.json").read_text()) == metrics_before
 
 
+def test_a_missing_data_file_is_written_again_by_any_stage(heat_run):
+    metrics_before = json.loads((heat_run / "metrics.json").read_text())
+    (heat_run / "data" / "test.h5").unlink()  # the folder is there, one file is not
+    _run("heat-neumann", heat_run, command="evaluate")
+    assert (heat_run / "data" / "test.h5").exists()
+    assert json.loads((heat_run / "metrics.json").read_text()) == metrics_before
+
+
 def test_reference_checkpoints_are_refused_for_boundary_experiments(tmp_path):
     with pytest.raises(ValueError, match="--reference is not supported"):
         run_experiment("wave", "tiny", tmp_path, reference=tmp_path)

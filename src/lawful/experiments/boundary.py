@@ -556,9 +556,9 @@ def run(
     preset = select_preset(PRESETS, preset_name)
     record_settings(out, experiment, preset_name, preset, seed)
     data_folder, model_folder = out / "data", out / "models"
-    if "data" in stages or not data_folder.exists():
-        log(f"generating {experiment} data into {data_folder}")
-        generate_data(experiment, preset, data_folder, seed)
+    # Every stage needs the data; files already there are kept, missing ones are written.
+    log(f"{experiment} data in {data_folder}")
+    generate_data(experiment, preset, data_folder, seed)
     if "train" in stages:
         log(f"training {', '.join(METHODS)}")
         is_main = train(

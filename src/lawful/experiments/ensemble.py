@@ -282,9 +282,9 @@ def run(
     preset = select_preset(PRESETS, preset_name)
     record_settings(out, experiment, preset_name, preset, seed)
     data_folder, model_folder = out / "data", out / "models"
-    if "data" in stages or not data_folder.exists():
-        log(f"generating {problem} data into {data_folder}")
-        boundary.generate_data(problem, preset.operators, data_folder, seed)
+    # Every stage needs the data; files already there are kept, missing ones are written.
+    log(f"{problem} data in {data_folder}")
+    boundary.generate_data(problem, preset.operators, data_folder, seed)
     if "train" in stages:
         log(f"training {preset.num_members} FNOs and {preset.num_members} BOONs")
         is_main = train(
