@@ -60,6 +60,7 @@ __all__ = [
     "dataset_path",
     "evaluate",
     "generate_data",
+    "load_operator",
     "operator_settings",
     "predict",
     "run",
@@ -417,18 +418,27 @@ def train_operator(
     return is_main
 
 
+def load_operator(
+    method: str, experiment: str, task: Task, settings: OperatorSettings, path: Path
+) -> nn.Module:
+    """A trained operator from ``path``, in eval mode; a named error if it is not there."""
+    if not path.exists():
+        raise FileNotFoundError(f"no trained {method} at {path}: run the 'train' stage first")
+    model = build_model(method, experiment, task, settings)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
 def load_trained(
     experiment: str, preset: BoundaryPreset, folder: Path, task: Task
 ) -> dict[str, nn.Module]:
-    models = {}
-    for method in METHODS:
-        path = folder / task.label / _WEIGHT_FILES[method]
-        if not path.exists():
-            raise FileNotFoundError(f"no trained {method} at {path}: run the 'train' stage first")
-        model = build_model(method, experiment, task, operator_settings(preset, task))
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        models[method] = model.eval()
-    return models
+    settings = operator_settings(preset, task)
+    return {
+        method: load_operator(
+            method, experiment, task, settings, folder / task.label / _WEIGHT_FILES[method]
+        )
+        for method in METHODS
+    }
 
 
 # ---------------------------------------------------------------------------------- evaluate

@@ -164,20 +164,21 @@ def _member_predictions(
     folder: Path,
     task: boundary.Task,
     method: str,
-    split: _Split,
-) -> Tensor:
-    """Every member's prediction on ``split``: ``(K, N, F, X)`` in float64."""
+    splits: tuple[_Split, ...],
+) -> list[Tensor]:
+    """Every member's prediction on each of ``splits``: ``(K, N, F, X)`` each, in float64.
+
+    Each member is loaded once and predicts every split.
+    """
     settings = boundary.operator_settings(preset.operators, task)
-    predictions = []
+    predictions: list[list[Tensor]] = [[] for _ in splits]
     for member in range(preset.num_members):
         path = _member_path(folder, task, method, member)
-        if not path.exists():
-            raise FileNotFoundError(f"no trained {method} member at {path}: train first")
-        model = boundary.build_model(method, problem, task, settings)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        prediction = boundary.predict(model.eval(), split.model_inputs, settings.batch_size)
-        predictions.append(_as_frames(prediction))
-    return torch.stack(predictions)  # (K, N, F, X)
+        model = boundary.load_operator(method, problem, task, settings, path)
+        for split, per_split in zip(splits, predictions, strict=True):
+            prediction = boundary.predict(model, split.model_inputs, settings.batch_size)
+            per_split.append(_as_frames(prediction))
+    return [torch.stack(per_split) for per_split in predictions]  # (K, N, F, X) each
 
 
 @dataclass
@@ -223,9 +224,10 @@ def evaluate_task(
 
     beliefs: dict[str, GaussianBelief] = {}
     for method in MEMBER_METHODS:
-        on_train = _member_predictions(problem, preset, model_folder, task, method, train)
+        on_train, members = _member_predictions(
+            problem, preset, model_folder, task, method, (train, test)
+        )  # (K, N_train, F, X), (K, N, F, X)
         noise_variance = (on_train.mean(0) - train.truth).square().mean()
-        members = _member_predictions(problem, preset, model_folder, task, method, test)
         prior = ensemble_belief(members, noise_variance)  # over (N, F, X)
         beliefs[f"{method}-Ens"] = prior
         beliefs[f"ProbConserv-{method}-Ens"] = condition(prior, constraint)
