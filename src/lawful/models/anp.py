@@ -190,6 +190,12 @@ class ANPOutput:
     prior: Normal  # over z given the context, batch shape (batch, latent)
     posterior: Normal | None  # over z given context and targets; None without target_y
 
+    def kl(self) -> Tensor:
+        """``KL(posterior || prior)`` summed over the latent dimensions: (batch,)."""
+        if self.posterior is None:
+            raise ValueError("the KL term needs the posterior: call the model with target_y")
+        return kl_divergence(self.posterior, self.prior).sum(-1)
+
 
 class AttentiveNeuralProcess(nn.Module):
     """Attentive neural process with a latent path, a deterministic path and an MLP decoder.
@@ -261,11 +267,9 @@ class AttentiveNeuralProcess(nn.Module):
         loss (a sum over everything) divided by ``batch * targets``.
         """
         output = self(context_x, context_y, target_x, target_y, num_samples=1)
-        assert output.posterior is not None  # target_y was given
         observed = target_y.squeeze(-1) if self.output_dim == 1 else target_y
         log_likelihood = Normal(output.mean[0], output.std[0]).log_prob(observed)
-        kl = kl_divergence(output.posterior, output.prior).sum(-1)  # (batch,)
-        return -log_likelihood.mean() + kl.mean() / target_x.shape[1]
+        return -log_likelihood.mean() + output.kl().mean() / target_x.shape[1]
 
     def predict(
         self, context_x: Tensor, context_y: Tensor, target_x: Tensor, num_samples: int

@@ -129,8 +129,7 @@ class NeuralProcessModule(L.LightningModule):
             weights,
             torch.exp(-self.log_constraint_precision),
         )  # (B, T)
-        kl = torch.distributions.kl_divergence(output.posterior, output.prior).sum(-1)  # (B,)
-        return -log_likelihood.sum(-1).mean() / points + kl.mean() / points
+        return -log_likelihood.sum(-1).mean() / points + output.kl().mean() / points
 
 
 def per_time_mass_weights(positions: Tensor) -> Tensor:
