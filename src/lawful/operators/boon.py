@@ -284,7 +284,7 @@ class BoundaryCorrectedFNO(nn.Module):
         v = self.fno.lift(x)  # (batch, width, *padded spatial)
         system = _EndSystem(self._padded(conditions), spacing, n, self.dim, v)
         if self.fno.spatial_ndim == 1:
-            return self._run_spectral(v, system, conditions, spacing, keep_states)
+            return self._run_spectral(v, system, keep_states)
         states = []
         for index, layer in enumerate(self.fno.layers):
             activation = F.gelu if index < len(self.fno.layers) - 1 else _identity
@@ -294,12 +294,7 @@ class BoundaryCorrectedFNO(nn.Module):
         return apply_boundary_conditions(self.fno.project(v), conditions, spacing), states
 
     def _run_spectral(
-        self,
-        v: Tensor,
-        system: _EndSystem,
-        conditions: BoundaryConditions,
-        spacing: float,
-        keep_states: bool,
+        self, v: Tensor, system: _EndSystem, keep_states: bool
     ) -> tuple[Tensor, list[Tensor]]:
         """The 1-D layers with the correction folded in; the exact end entries are carried, not
         written: ``v`` is the field except at its two ends, where it is off by ``end_delta``
@@ -325,7 +320,8 @@ class BoundaryCorrectedFNO(nn.Module):
         output = self.fno.project(v)  # (batch, out, x), off at its two end entries
         output_ends = self.fno.project(v_near.index_select(-1, system.ends_near))  # (b, out, 2)
         output = output.index_copy(-1, system.ends, output_ends)  # out has few channels: cheap
-        return apply_boundary_conditions(output, conditions, spacing), states
+        # A 1-D FNO has no padding: the system's conditions and spacing are the output's.
+        return apply_boundary_conditions(output, system.conditions, system.spacing), states
 
     def _corrected_layer(self, layer: FourierLayer, v: Tensor, system: _EndSystem) -> Tensor:
         """The layer's output plus the correction, added as full-size vectors."""
