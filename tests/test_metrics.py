@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from scipy import integrate, stats
 
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Neumann, Periodic
 from lawful.metrics import (
@@ -19,11 +20,14 @@ from lawful.metrics import (
 
 
 def test_conservation_error_is_signed_trapezoid_mass_defect():
-    grid = torch.linspace(0, math.pi, 2001, dtype=torch.float64)
-    mean = torch.stack([torch.sin(grid), 1.1 * torch.sin(grid)])  # (2, n)
-    error = conservation_error(mean, grid, torch.tensor(2.0, dtype=torch.float64))
+    # exp(x) is not zero at the ends, so trapezoid, left and right Riemann sums all differ; the
+    # grid is not uniform.
+    grid = torch.sort(torch.rand(41, generator=torch.Generator().manual_seed(0))).values.double()
+    mean = torch.stack([torch.exp(grid), 1.1 * torch.exp(grid)])  # (2, n)
+    true_mass = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    expected = torch.trapezoid(mean, grid) - true_mass
     torch.testing.assert_close(
-        error, torch.tensor([0.0, 0.2], dtype=torch.float64), atol=1e-6, rtol=0
+        conservation_error(mean, grid, true_mass), expected, rtol=0, atol=1e-14
     )
 
 
@@ -33,17 +37,19 @@ def test_log_likelihood_matches_torch_normal():
     torch.testing.assert_close(gaussian_log_likelihood(mean, variance, truth), expected)
 
 
-def test_crps_matches_its_monte_carlo_definition():
-    # CRPS(F, y) = E|X - y| - E|X - X'| / 2 for X, X' ~ F independent.
-    generator = torch.Generator().manual_seed(0)
-    mean, variance, truth = torch.tensor([0.3]), torch.tensor([0.49]), torch.tensor([1.0])
-    draws = mean + variance.sqrt() * torch.randn(
-        2, 1_000_000, generator=generator, dtype=torch.float64
-    )
-    monte_carlo = (draws[0] - truth).abs().mean() - 0.5 * (draws[0] - draws[1]).abs().mean()
-    assert float(crps_gaussian(mean.double(), variance.double(), truth.double())) == pytest.approx(
-        float(monte_carlo), abs=2e-3
-    )
+def test_crps_matches_its_integral_definition():
+    # CRPS(F, y) = integral of (F(x) - 1[x >= y])^2 dx, integrated numerically with SciPy.
+    mean = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    variance = torch.tensor([0.49, 2.0, 0.01], dtype=torch.float64)
+    truth = torch.tensor([1.0, -1.0, 1.7], dtype=torch.float64)
+    per_point = []
+    for mu, var, y in zip(mean.tolist(), variance.tolist(), truth.tolist(), strict=True):
+        cdf = stats.norm(mu, var**0.5).cdf
+        below, _ = integrate.quad(lambda x, cdf=cdf: cdf(x) ** 2, -50, y, epsabs=1e-13)
+        above, _ = integrate.quad(lambda x, cdf=cdf: (1 - cdf(x)) ** 2, y, 50, epsabs=1e-13)
+        per_point.append(below + above)
+    expected = torch.tensor(per_point, dtype=torch.float64).mean()
+    assert float(crps_gaussian(mean, variance, truth)) == pytest.approx(float(expected), rel=1e-9)
 
 
 @pytest.mark.parametrize("level", [0.5, 0.95])

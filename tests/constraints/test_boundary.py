@@ -18,9 +18,17 @@ from lawful.constraints.boundary import (
 
 
 def test_stencil_weights_match_the_textbook_ones():
-    torch.testing.assert_close(one_sided_derivative_weights(1), torch.tensor([-1.0, 1.0]).double())
-    expected = torch.tensor([-11 / 6, 3.0, -3 / 2, 1 / 3], dtype=torch.float64)
-    torch.testing.assert_close(one_sided_derivative_weights(3), expected, rtol=0, atol=1e-15)
+    textbook = {
+        1: [-1.0, 1.0],
+        2: [-3 / 2, 2.0, -1 / 2],
+        3: [-11 / 6, 3.0, -3 / 2, 1 / 3],
+        4: [-25 / 12, 4.0, -3.0, 4 / 3, -1 / 4],
+    }
+    for order, weights in textbook.items():
+        expected = torch.tensor(weights, dtype=torch.float64)
+        torch.testing.assert_close(
+            one_sided_derivative_weights(order), expected, rtol=0, atol=1e-14
+        )
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
