@@ -76,7 +76,7 @@ def test_stack_equals_one_constraint_with_all_rows():
     first = mass_constraint(GRID, torch.ones(BATCH, dtype=torch.float64))
     second = boundary_constraint(_conditions("dirichlet"), NUM_POINTS, SPACING)
     stacked = stack_constraints(first, second)
-    assert stacked.weights.shape == (BATCH, 3, NUM_POINTS)
+    assert stacked.weights.shape == (3, NUM_POINTS)  # shared rows stay shared: no per-function copy
     assert stacked.values.shape == (BATCH, 3)
     u = _fields(1)[0]
     residual = torch.cat([first.residual(u), second.residual(u)], -1)

@@ -8,6 +8,7 @@ boundary fluxes, ``U(t) = U(0) - integral_0^t (F(right) - F(left)) ds``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -77,12 +78,16 @@ def stack_constraints(*constraints: LinearConstraint) -> LinearConstraint:
     num_points = {constraint.weights.shape[-1] for constraint in constraints}
     if len(num_points) > 1:
         raise ValueError(f"constraints live on grids of different sizes: {sorted(num_points)}")
-    batch = torch.broadcast_shapes(
-        *(c.weights.shape[:-2] for c in constraints), *(c.values.shape[:-1] for c in constraints)
+    # Weights keep their own (usually shared) batch shape: a mass row (1, n) stacked with rows
+    # that carry per-function data stays (k, n), not a copy per function and time.
+    weight_batch = torch.broadcast_shapes(*(c.weights.shape[:-2] for c in constraints))
+    batch = torch.broadcast_shapes(weight_batch, *(c.values.shape[:-1] for c in constraints))
+    dtype = functools.reduce(
+        torch.promote_types, [t.dtype for c in constraints for t in (c.weights, c.values)]
     )
-    dtype = torch.promote_types(constraints[0].weights.dtype, constraints[0].values.dtype)
     weights = torch.cat(
-        [c.weights.to(dtype).expand(*batch, *c.weights.shape[-2:]) for c in constraints], dim=-2
+        [c.weights.to(dtype).expand(*weight_batch, *c.weights.shape[-2:]) for c in constraints],
+        dim=-2,
     )  # (..., k_total, n)
     values = torch.cat(
         [c.values.to(dtype).expand(*batch, c.values.shape[-1]) for c in constraints], dim=-1
