@@ -42,10 +42,7 @@ class ConstraintError(ValueError):
 
 def condition(belief: GaussianBelief, constraint: LinearConstraint) -> GaussianBelief:
     """The posterior of ``belief`` given ``constraint`` (ProbConserv)."""
-    _check_compatible(belief, constraint)
-    weights = constraint.weights.to(belief.mean.dtype)  # (..., k, n)
-    rows_times_cov = belief.covariance.left_multiply(weights)  # (..., k, n) = G Sigma
-    gram = torch.einsum("...kn,...jn->...kj", rows_times_cov, weights)  # (..., k, k)
+    weights, rows_times_cov, gram = _gain_terms(belief, constraint)
     residual = constraint.residual(belief.mean)  # (..., k)
     gram_inverse, coefficients = _solve_gram(
         gram,
@@ -67,7 +64,7 @@ def project_identity(belief: GaussianBelief, constraint: LinearConstraint) -> Ga
     weights = constraint.weights.to(belief.mean.dtype)  # (..., k, n)
     gram = torch.einsum("...kn,...jn->...kj", weights, weights)  # (..., k, k)
     residual = constraint.residual(belief.mean)  # (..., k)
-    scale = weights.square().sum(-1)  # (..., k)
+    scale = torch.diagonal(gram, dim1=-2, dim2=-1)  # (..., k): sum_n G_kn^2
     _, coefficients = _solve_gram(
         gram, residual, 0.0, scale, lambda: _value_scale(constraint, belief.mean)
     )
@@ -86,10 +83,7 @@ def sample_posterior(
     result has exactly the posterior's distribution, and for a diagonal prior it costs O(n k)
     per draw instead of a square root of the (singular) posterior covariance.
     """
-    _check_compatible(prior, constraint)
-    weights = constraint.weights.to(prior.mean.dtype)  # (..., k, n)
-    rows_times_cov = prior.covariance.left_multiply(weights)  # (..., k, n)
-    gram = torch.einsum("...kn,...jn->...kj", rows_times_cov, weights)  # (..., k, k)
+    weights, rows_times_cov, gram = _gain_terms(prior, constraint)
     draws = prior.sample(num_samples, generator)  # (samples, ..., n)
     residual = constraint.residual(draws)  # (samples, ..., k)
     noise_std = torch.as_tensor(constraint.noise_variance, dtype=draws.dtype).sqrt()
@@ -152,6 +146,18 @@ def _mvn_log_density(deviation: Tensor, covariance: Tensor) -> Tensor:
     k = deviation.shape[-1]
     density = -0.5 * (k * math.log(2 * math.pi) + log_det + whitened.square().sum(-1))
     return density.to(deviation.dtype)
+
+
+def _gain_terms(
+    belief: GaussianBelief, constraint: LinearConstraint
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``G`` in the belief's dtype ``(..., k, n)``, ``G Sigma`` ``(..., k, n)`` and
+    ``G Sigma G^T`` ``(..., k, k)``: what conditioning and posterior sampling both start from."""
+    _check_compatible(belief, constraint)
+    weights = constraint.weights.to(belief.mean.dtype)
+    rows_times_cov = belief.covariance.left_multiply(weights)
+    gram = torch.einsum("...kn,...jn->...kj", rows_times_cov, weights)
+    return weights, rows_times_cov, gram
 
 
 def _check_compatible(belief: GaussianBelief, constraint: LinearConstraint) -> None:
