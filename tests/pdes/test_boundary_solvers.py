@@ -319,6 +319,19 @@ def test_heat_dataset_gains_exactly_the_heat_let_in_at_the_right_end():
     torch.testing.assert_close(mass, initial_mass[:, None] + gained, rtol=0, atol=bound)
 
 
+def test_heat_mass_change_follows_the_sampler_options():
+    options = {"diffusivity": 0.02, "flux_amplitude": 3.0}
+    data = make_boundary_dataset(
+        "heat-neumann", 3, 33, torch.Generator().manual_seed(0), multistep=True, **options
+    )
+    weights = trapezoid_weights(data["x"])
+    change = BOUNDARY_PROBLEMS["heat-neumann"].mass_change(data["t"], **options)  # (T,)
+    gained = data["outputs"] @ weights - (data["inputs"] @ weights)[:, None]  # (batch, T)
+    spacing = float(data["x"][1] - data["x"][0])
+    bound = 0.02 * 3.0 * torch.pi**2 * spacing**2 * float(data["t"][-1]) / 12
+    torch.testing.assert_close(gained, change.expand_as(gained), rtol=0, atol=bound)
+
+
 @pytest.mark.parametrize("name", ["burgers-periodic", "wave"])
 def test_mass_change_of_closed_problems_is_zero_and_the_data_agrees(name):
     data = _dataset(name, multistep=True)

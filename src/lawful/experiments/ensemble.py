@@ -136,6 +136,7 @@ class _Split:
     ends: list[Tensor]  # left, right boundary data, (N, F) each; empty if periodic
     x: Tensor  # (X,)
     times: Tensor  # (F,)
+    options: dict[str, float]  # the sampler's options the data was made with (none: defaults)
 
 
 def _as_frames(field: Tensor) -> Tensor:
@@ -155,6 +156,7 @@ def _load_split(data_folder: Path, split: str, task: boundary.Task, count: int |
         [end if task.multistep else end.unsqueeze(-1) for end in ends],  # (N, F)
         stored.grid["x"],
         stored.grid["t"] if task.multistep else stored.grid["t"][-1:],
+        {key: value for key, value in stored.metadata.items() if key not in ("split", "seed")},
     )
 
 
@@ -216,7 +218,8 @@ def evaluate_task(
         conditions = conditions.with_values(*test.ends)  # (N, F) per end
     mass_change = BOUNDARY_PROBLEMS[problem].mass_change
     assert mass_change is not None  # the registry lists only problems with a known mass
-    true_mass = (test.initial @ trapezoid_weights(x))[:, None] + mass_change(test.times)  # (N, F)
+    initial_mass = test.initial @ trapezoid_weights(x)  # (N,)
+    true_mass = initial_mass[:, None] + mass_change(test.times, **test.options)  # (N, F)
     constraint = stack_constraints(
         mass_constraint(x, true_mass),  # 1 row per frame
         boundary_constraint(conditions, x.numel(), spacing),  # 1 (periodic) or 2 rows per frame

@@ -91,16 +91,17 @@ _Sampler = Callable[..., _Solution]
 class BoundaryProblem:
     """One catalogue entry: its end conditions, output times and sampler.
 
-    ``mass_change(t)`` (T,) -> (T,) is the exact change of the total mass (integral of u over
-    [0, 1]) since t = 0, from the fluxes through the ends, the same for every sample; ``None``
-    where the fluxes through the ends are not known in advance (Dirichlet ends).
+    ``mass_change(t, **options)`` (T,) -> (T,) is the exact change of the total mass (integral
+    of u over [0, 1]) since t = 0, from the fluxes through the ends, the same for every sample;
+    it takes the sampler's options (e.g. ``diffusivity``) with the same defaults. ``None`` where
+    the fluxes through the ends are not known in advance (Dirichlet ends).
     """
 
     name: str
     conditions: BoundaryConditions
     frame_spacing: float
     sample: _Sampler
-    mass_change: Callable[[Tensor], Tensor] | None = None
+    mass_change: Callable[..., Tensor] | None = None
 
     def times(self) -> Tensor:
         """The multi-step output times ``t_j = j * frame_spacing``, j = 1..NUM_FRAMES: (T,)."""
@@ -151,13 +152,18 @@ def _sample_heat(
     return _Solution(initial, frames, left, right, {"frequency": frequency})
 
 
-def _heat_mass_change(times: Tensor) -> Tensor:
-    """k * integral_0^t (u_x(1) - u_x(0)) dt = k A (1 - cos(pi t)) / pi for the default sampler."""
-    return _HEAT_DIFFUSIVITY * _HEAT_FLUX_AMPLITUDE * (1 - torch.cos(torch.pi * times)) / torch.pi
+def _heat_mass_change(
+    times: Tensor,
+    diffusivity: float = _HEAT_DIFFUSIVITY,
+    flux_amplitude: float = _HEAT_FLUX_AMPLITUDE,
+) -> Tensor:
+    """k * integral_0^t (u_x(1) - u_x(0)) dt = k A (1 - cos(pi t)) / pi (see _sample_heat)."""
+    return diffusivity * flux_amplitude * (1 - torch.cos(torch.pi * times)) / torch.pi
 
 
-def _no_mass_change(times: Tensor) -> Tensor:
-    """Periodic ends, or no flux through either end: the mass is that of u0."""
+def _no_mass_change(times: Tensor, **options: float) -> Tensor:
+    """Periodic ends, or no flux through either end: the mass is that of u0, whatever the
+    sampler's options."""
     return torch.zeros_like(times)
 
 
