@@ -95,3 +95,29 @@ def test_bad_shapes_are_named(fitted) -> None:
         fit_gp(torch.zeros(2, 5, 2), torch.zeros(2, 4))
     with pytest.raises(ValueError, match=r"target_x must have shape \(3, targets"):
         gp_predict(fitted, torch.zeros(2, 5, 2))
+
+
+def test_prediction_is_the_closed_form_gp_posterior(fitted) -> None:
+    """mean = c + K*x (Kxx + s2 I)^-1 (y - c), cov = K** - K*x (Kxx + s2 I)^-1 Kx* (+ jitter),
+    with the fitted constant, outputscale, ARD lengthscales and noise, computed by hand."""
+    model = fitted.model
+    constant = model.mean_module.constant.detach().reshape(3, 1, 1)
+    outputscale = model.covar_module.outputscale.detach().reshape(3, 1, 1)
+    lengthscale = model.covar_module.base_kernel.lengthscale.detach()  # (3, 1, 2)
+    noise = fitted.likelihood.noise.detach().reshape(3, 1, 1)
+    context_x, context_y = model.train_inputs[0], model.train_targets  # (3, 49, 2), (3, 49)
+
+    def kernel(a: Tensor, b: Tensor) -> Tensor:
+        scaled = (a / lengthscale)[:, :, None, :] - (b / lengthscale)[:, None, :, :]
+        return outputscale * torch.exp(-0.5 * scaled.square().sum(-1))
+
+    target_x = torch.rand(3, 15, 2, generator=torch.Generator().manual_seed(1)).double()
+    gram = kernel(context_x, context_x) + noise * torch.eye(49, dtype=torch.float64)
+    cross = kernel(target_x, context_x)  # (3, 15, 49)
+    weights = torch.linalg.solve(gram, (context_y[..., None] - constant))  # (3, 49, 1)
+    expected_mean = (constant + cross @ weights)[..., 0]
+    expected_cov = kernel(target_x, target_x) - cross @ torch.linalg.solve(gram, cross.mT)
+    expected_cov = expected_cov + 1e-10 * torch.eye(15, dtype=torch.float64)
+    mean, covariance = gp_predict(fitted, target_x)
+    torch.testing.assert_close(mean, expected_mean, rtol=0, atol=1e-10)
+    torch.testing.assert_close(covariance, expected_cov, rtol=0, atol=1e-10)
