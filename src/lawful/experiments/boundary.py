@@ -292,14 +292,14 @@ class PlainOperator(nn.Module):
         return self.fno(x)
 
 
-def model_conditions(experiment: str, task: Task) -> BoundaryConditions:
+def model_conditions(experiment: str) -> BoundaryConditions:
     """The problem's conditions along x of the task's field: ``(batch, 1, x[, t])``."""
     conditions = BOUNDARY_PROBLEMS[experiment].conditions
     return replace(conditions, axis=2)  # x is axis 2 of (batch, channels, x) and (..., x, t)
 
 
 def build_model(method: str, experiment: str, task: Task, settings: OperatorSettings) -> nn.Module:
-    conditions = model_conditions(experiment, task)
+    conditions = model_conditions(experiment)
     if task.multistep:
         fno: FNO1d | FNO2d = FNO2d(
             1,
@@ -490,7 +490,7 @@ def evaluate_task(
     model_tensors = [tensor.float() for tensor in exact]
     models = load_trained(experiment, preset, model_folder, task)
     settings = operator_settings(preset, task)
-    conditions = model_conditions(experiment, task)
+    conditions = model_conditions(experiment)
     if boundary:
         conditions = conditions.with_values(*boundary)
     x, t = stored.grid["x"], stored.grid["t"]

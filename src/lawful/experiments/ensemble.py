@@ -52,7 +52,6 @@ __all__ = [
     "ENSEMBLE_EXPERIMENTS",
     "METHODS",
     "PRESETS",
-    "TASKS",
     "EnsemblePreset",
     "evaluate_task",
     "run",
@@ -65,7 +64,6 @@ ENSEMBLE_EXPERIMENTS = {
 }
 MEMBER_METHODS = ("FNO", "BOON")
 METHODS = ("FNO-Ens", "ProbConserv-FNO-Ens", "BOON-Ens", "ProbConserv-BOON-Ens")
-TASKS = (boundary.Task("single-step"), boundary.Task("multi-step"))
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def train(
     Returns whether this is the main process (which alone wrote the weights).
     """
     is_main = is_main_process()
-    for task in TASKS:
+    for task in boundary.TASKS[problem]:
         settings = boundary.operator_settings(preset.operators, task)
         stored = load_dataset(boundary.dataset_path(data_folder, "train", task))
         tensors = boundary.task_tensors(stored, task, settings.num_train)
@@ -213,7 +211,7 @@ def evaluate_task(
     test = _load_split(data_folder, "test", task, None)
     x = test.x
     spacing = float(x[1] - x[0])
-    conditions = boundary.model_conditions(problem, task)
+    conditions = boundary.model_conditions(problem)
     if test.ends:
         conditions = conditions.with_values(*test.ends)  # (N, F) per end
     mass_change = BOUNDARY_PROBLEMS[problem].mass_change
@@ -301,7 +299,8 @@ def run(
         return None
     log("evaluating the ensembles before and after the conservation update")
     evaluations = [
-        evaluate_task(problem, preset, data_folder, model_folder, task) for task in TASKS
+        evaluate_task(problem, preset, data_folder, model_folder, task)
+        for task in boundary.TASKS[problem]
     ]
     return _write_outputs(experiment, preset_name, out, conditions_name(problem), evaluations)
 
