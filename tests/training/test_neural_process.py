@@ -1,10 +1,16 @@
 """The three training objectives: each trains, and the constrained one is the posterior density."""
 
+import math
+
 import pytest
 import torch
+from torch.distributions import MultivariateNormal
 from torch.utils.data import DataLoader, TensorDataset
 
+from lawful.beliefs import GaussianBelief
+from lawful.constraints.conservation import LinearConstraint
 from lawful.constraints.quadrature import trapezoid_weights
+from lawful.constraints.update import condition
 from lawful.data.sampling import make_function_sets
 from lawful.models.anp import AttentiveNeuralProcess
 from lawful.pdes import get_conservation_problem
@@ -78,3 +84,30 @@ def test_cosine_decay_anneals_to_zero_over_the_run(tmp_path):
 
 def test_constant_rate_by_default():
     assert isinstance(_module("elbo").configure_optimizers(), torch.optim.Adam)
+
+
+def test_probconserv_loss_is_minus_the_conditioned_density_plus_the_kl():
+    """The constrained loss, rebuilt by another route: condition each time slice's Gaussian on
+    its own trapezoid mass (noise exp(-c)) and take the dense posterior's log-density."""
+    precision = 2.0
+    module = _module(
+        "probconserv", log_constraint_precision=precision, learn_constraint_precision=False
+    ).double()
+    batch = [tensor.double() for tensor in _batch()]
+    torch.manual_seed(3)
+    loss = module._loss(batch)
+    torch.manual_seed(3)  # the same latent draw
+    output = module.model(*batch[:4], num_samples=1)
+    target_x, target_y = batch[2], batch[3]
+    num_functions, points = target_x.shape[:2]
+    per_time = (num_functions, module.num_target_times, points // module.num_target_times)
+    truth = target_y[..., 0].reshape(per_time)
+    rows = trapezoid_weights(target_x[..., 1].reshape(per_time)).unsqueeze(-2)  # (B, T, 1, P)
+    mass = (rows @ truth.unsqueeze(-1)).squeeze(-1)  # (B, T, 1): the truth's own mass
+    prior = GaussianBelief.diagonal(
+        output.mean[0].reshape(per_time), output.std[0].square().reshape(per_time)
+    )
+    posterior = condition(prior, LinearConstraint(rows, mass, math.exp(-precision)))
+    density = MultivariateNormal(posterior.mean, posterior.covariance.to_dense()).log_prob(truth)
+    expected = -density.sum(-1).mean() / points + output.kl().mean() / points
+    torch.testing.assert_close(loss, expected, rtol=1e-8, atol=0)
