@@ -5,6 +5,7 @@ Matplotlib runs on the non-interactive Agg backend: the figures are files, never
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -12,6 +13,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from torch import Tensor
 
 __all__ = [
@@ -24,18 +30,65 @@ __all__ = [
 ]
 
 _TRUTH_STYLE = {"color": "black", "linewidth": 2, "label": "exact"}
+_DPI = 110
+# Inches per panel of a methods grid: six methods by two cases stays under 18 x 6 in.
+_PANEL_WIDTH, _PANEL_HEIGHT = 2.9, 2.3
+_BAND_ALPHA = 0.25
+# Characters per line of a row title, so that a rotated title fits beside one panel.
+_ROW_TITLE_WIDTH = 26
 
 
 def _panels(count: int, titles: Sequence[str]):
-    figure, axes = plt.subplots(1, count, figsize=(4.5 * count, 3.6), squeeze=False)
+    figure, axes = plt.subplots(
+        1, count, figsize=(4.5 * count, 3.6), squeeze=False, layout="constrained"
+    )
     for axis, title in zip(axes[0], titles, strict=True):
         axis.set_title(title)
     return figure, axes[0]
 
 
-def _save(figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+def _method_color(column: int) -> str:
+    """The colour of the ``column``-th method, as the one-panel figures cycle it."""
+    return f"C{column % 10}"
+
+
+def _method_grid(
+    methods: Sequence[str], case_titles: Sequence[str], **share: bool | str
+) -> tuple[Figure, np.ndarray]:
+    """Rows of cases, columns of methods: the method names head the columns and each case's
+    title labels its row. ``share`` goes to ``plt.subplots`` (``sharex``, ``sharey``).
+
+    Returns the figure and its axes ``(cases, methods)``.
+    """
+    rows, columns = len(case_titles), len(methods)
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(_PANEL_WIDTH * columns + 0.6, _PANEL_HEIGHT * rows + 0.8),
+        squeeze=False,
+        layout="constrained",
+        **share,
+    )
+    for axis, method in zip(axes[0], methods, strict=True):
+        axis.set_title(method, fontweight="bold")
+    for axis, title in zip(axes[:, 0], case_titles, strict=True):
+        # Left of the y label, so the row reads like a spreadsheet's row header.
+        axis.annotate(
+            textwrap.fill(title, _ROW_TITLE_WIDTH, break_on_hyphens=False),
+            xy=(0, 0.5),
+            xycoords=axis.yaxis.label,
+            xytext=(-8, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            rotation=90,
+            fontweight="bold",
+        )
+    return figure, axes
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=_DPI)
     plt.close(figure)
     return path
 
@@ -49,24 +102,63 @@ def plot_profiles(
     xlabel: str = "x",
     ylabel: str = "u",
 ) -> Path:
-    """One panel per case: the exact solution and each method's mean with a ±2σ band.
+    """The exact solution and each method's mean with its ±2σ band, one panel per method and
+    case; see ``_profiles_figure``. Writes the PNG at ``path`` and returns it.
+    """
+    return _save(_profiles_figure(grid, truth, beliefs, titles, xlabel, ylabel), path)
+
+
+def _profiles_figure(
+    grid: Tensor,
+    truth: Tensor,
+    beliefs: Mapping[str, tuple[Tensor, Tensor]],
+    titles: Sequence[str],
+    xlabel: str = "x",
+    ylabel: str = "u",
+) -> Figure:
+    """A grid of panels, rows = cases and columns = methods, as the ProbConserv paper lays them.
+
+    Every panel holds the exact solution (black dashed, drawn on top so it shows even where the
+    mean covers it) and one method's mean with its ±2σ band; a panel whose variance is zero
+    (a deterministic operator) has no band. Methods run along a row because panels side by side
+    share one horizontal scale for u: the y limits are shared within a row, so the methods of a
+    case compare at a glance, while cases of different amplitude keep their own scale.
 
     ``grid`` ``(X,)``; ``truth`` ``(cases, X)``; ``beliefs`` method -> (mean, variance), each
-    ``(cases, X)``.
+    ``(cases, X)``; ``titles`` one per case.
     """
-    figure, axes = _panels(truth.shape[0], titles)
-    for case, axis in enumerate(axes):
-        for method, (mean, variance) in beliefs.items():
-            band = 2 * variance[case].sqrt()
-            (line,) = axis.plot(grid, mean[case], label=method, linewidth=1.2)
-            axis.fill_between(
-                grid, mean[case] - band, mean[case] + band, color=line.get_color(), alpha=0.15
-            )
-        axis.plot(grid, truth[case], linestyle="--", **_TRUTH_STYLE)
+    figure, axes = _method_grid(list(beliefs), titles, sharex=True, sharey="row")
+    banded = False
+    for column, (mean, variance) in enumerate(beliefs.values()):  # (cases, X) each
+        color = _method_color(column)
+        for case, axis in enumerate(axes[:, column]):
+            if variance[case].any():
+                # Round-off can leave a variance a hair below zero: a zero-width band, not NaN.
+                band = 2 * variance[case].clamp_min(0).sqrt()  # (X,)
+                axis.fill_between(
+                    grid,
+                    mean[case] - band,
+                    mean[case] + band,
+                    color=color,
+                    alpha=_BAND_ALPHA,
+                    linewidth=0,
+                )
+                banded = True
+            axis.plot(grid, mean[case], color=color, linewidth=1.5)
+            axis.plot(grid, truth[case], linestyle="--", zorder=3, **_TRUTH_STYLE)
+    for axis in axes[-1]:
         axis.set_xlabel(xlabel)
+    for axis in axes[:, 0]:
         axis.set_ylabel(ylabel)
-    axes[0].legend(fontsize=7)
-    return _save(figure, path)
+    # Grey stand-ins: each column has its own colour, the legend explains the marks.
+    handles = [
+        Line2D([], [], linestyle="--", **_TRUTH_STYLE),
+        Line2D([], [], color="gray", linewidth=1.5, label="mean"),
+    ]
+    if banded:
+        handles.append(Patch(color="gray", alpha=_BAND_ALPHA, linewidth=0, label="mean ± 2σ"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    return figure
 
 
 def plot_mass_over_time(
@@ -82,7 +174,9 @@ def plot_mass_over_time(
     ``times`` ``(T,)``; ``true_mass`` ``(cases, T)``; ``masses`` method -> ``(cases, T)``.
     """
     cases = true_mass.shape[0]
-    figure, axes = plt.subplots(2, cases, figsize=(4.5 * cases, 6.4), squeeze=False, sharex=True)
+    figure, axes = plt.subplots(
+        2, cases, figsize=(4.5 * cases, 6.4), squeeze=False, sharex=True, layout="constrained"
+    )
     for case in range(cases):
         total_axis, error_axis = axes[0, case], axes[1, case]
         total_axis.set_title(titles[case])
@@ -106,19 +200,39 @@ def plot_shock_histograms(
     path: Path,
     bins: int = 30,
 ) -> Path:
-    """Histograms of the shock position per method, one panel per case, the truth marked.
+    """Histograms of the shock position, one panel per method and case, the true position marked
+    in each; see ``_shock_histograms_figure``. Writes the PNG at ``path`` and returns it.
+    """
+    return _save(_shock_histograms_figure(positions, true_position, titles, bins), path)
+
+
+def _shock_histograms_figure(
+    positions: Mapping[str, Tensor],
+    true_position: Tensor,
+    titles: Sequence[str],
+    bins: int = 30,
+) -> Figure:
+    """Rows = cases, columns = methods, as in ``_profiles_figure``: each panel is one method's
+    histogram (a density) of the drawn shock positions with a black line at the true one.
+
+    All panels of a case share their x limits and bin edges, which span every method's draws and
+    the truth, so spread and bias compare across a row; the densities keep their own scale.
 
     ``positions`` method -> ``(cases, draws)``; ``true_position`` ``(cases,)``.
     """
-    figure, axes = _panels(true_position.shape[0], titles)
-    for case, axis in enumerate(axes):
-        for method, drawn in positions.items():
-            axis.hist(drawn[case], bins=bins, alpha=0.45, density=True, label=method)
-        axis.axvline(float(true_position[case]), color="black", linewidth=2, label="exact")
+    figure, axes = _method_grid(list(positions), titles, sharex="row")
+    for case, row in enumerate(axes):
+        truth = float(true_position[case])
+        pooled = torch.cat([drawn[case].reshape(-1) for drawn in positions.values()])  # (M*draws,)
+        edges = np.histogram_bin_edges([*pooled.tolist(), truth], bins=bins)  # (bins + 1,)
+        for column, (axis, drawn) in enumerate(zip(row, positions.values(), strict=True)):
+            axis.hist(drawn[case], bins=edges, density=True, color=_method_color(column))
+            axis.axvline(truth, **_TRUTH_STYLE)
+        row[0].set_ylabel("density")
+    for axis in axes[-1]:
         axis.set_xlabel("shock position x")
-        axis.set_ylabel("density")
-    axes[0].legend(fontsize=7)
-    return _save(figure, path)
+    figure.legend(handles=[Line2D([], [], **_TRUTH_STYLE)], loc="outside lower center")
+    return figure
 
 
 def plot_neumann_ends(
@@ -161,7 +275,9 @@ def plot_profiles_over_time(
     ``grid`` ``(X,)``; ``times`` ``(cols,)``; ``truth`` and each prediction ``(cols, X)``.
     """
     columns = times.numel()
-    figure, axes = plt.subplots(2, columns, figsize=(4 * columns, 6), squeeze=False)
+    figure, axes = plt.subplots(
+        2, columns, figsize=(4 * columns, 6), squeeze=False, layout="constrained"
+    )
     for column in range(columns):
         top, bottom = axes[0, column], axes[1, column]
         top.set_title(f"t = {float(times[column]):.3g}")
