@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lawful.cli import main
-from lawful.experiments import run_experiment
+from lawful.experiments import RunSettings, run_experiment
 from lawful.experiments.boundary import METHODS
 from lawful.operators.fno import FNO1d
 from lawful.training.operator import OperatorModule, relative_l2_loss
@@ -101,7 +101,7 @@ def test_a_missing_data_file_is_written_again_by_any_stage(heat_run):
 
 def test_reference_checkpoints_are_refused_for_boundary_experiments(tmp_path):
     with pytest.raises(ValueError, match="--reference is not supported"):
-        run_experiment("wave", "tiny", tmp_path, reference=tmp_path)
+        run_experiment("wave", RunSettings(tmp_path, "tiny", reference=tmp_path))
 
 
 def test_operator_module_loss_decreases_on_a_tiny_problem(tmp_path):

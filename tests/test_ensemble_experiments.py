@@ -6,8 +6,7 @@ import json
 import pytest
 
 from lawful.cli import main
-from lawful.experiments import run_experiment
-from lawful.experiments.boundary import TASKS
+from lawful.experiments import RunSettings, run_experiment
 from lawful.experiments.ensemble import ENSEMBLE_EXPERIMENTS, METHODS
 
 
@@ -21,7 +20,7 @@ def test_update_conserves_mass_and_keeps_the_ends(tmp_path, experiment):
     rows = {(row["task"], row["method"]): row for row in metrics["rows"]}
     assert set(rows) == {
         (task.kind, method)
-        for task in TASKS[ENSEMBLE_EXPERIMENTS[experiment]]
+        for task in ENSEMBLE_EXPERIMENTS[experiment].base.tasks
         for method in METHODS
     }
     assert all(0 <= row["coverage"] <= 1 for row in rows.values())
@@ -50,4 +49,4 @@ def test_update_conserves_mass_and_keeps_the_ends(tmp_path, experiment):
 
 def test_reference_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--reference is not supported"):
-        run_experiment("heat-neumann-ensemble", "tiny", tmp_path, reference=tmp_path)
+        run_experiment("heat-neumann-ensemble", RunSettings(tmp_path, "tiny", reference=tmp_path))

@@ -3,25 +3,55 @@
 lawful run EXPERIMENT [--preset quick|paper] [--out DIR] [--device DEV] [--seed N]
                       [--reference DIR]
 lawful data|train|evaluate EXPERIMENT [same options]    one stage alone
+lawful condition --prediction FILE --out FILE [--grid FILE.npy] [--mass NUMBER|FILE.npy]
+                 [--walls LEFT,RIGHT] [--lower L] [--upper U]
+                                                         exact mass on any model's predictions
+lawful train-operator --data FILE --conditions KIND[,KIND] [--out DIR] [run options]
+                                                         FNO and BOON on your own data
 lawful bench [--json] [--quick]
 lawful list
+
+Every command takes ``--plugin FILE`` (repeatable; also ``LAWFUL_PLUGINS``, separated by
+``os.pathsep``): a Python file whose experiments register themselves (lawful.experiments.registry).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
-from lawful.experiments import EXPERIMENTS, PRESET_NAMES, run_experiment
+from lawful.conditioning import add_condition_arguments, format_summary, run_condition
+from lawful.experiments import (
+    PRESET_NAMES,
+    STAGES,
+    ExperimentError,
+    RunSettings,
+    experiments,
+    get_experiment,
+    load_plugins,
+)
+from lawful.experiments.user_data import add_train_operator_arguments, user_experiment
 
-STAGES = ("data", "train", "evaluate")
+PLUGINS_VARIABLE = "LAWFUL_PLUGINS"
 
 
-def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which experiment")
+def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a Python file that registers experiments of its own (repeatable)",
+    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """How to run: preset, output, device, seed, devices, progress."""
     parser.add_argument(
         "--preset", default="quick", choices=PRESET_NAMES, help="sizes (default quick)"
     )
@@ -32,9 +62,16 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
         "--devices", type=int, default=1, help="train data-parallel on this many devices (DDP)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_plugin_option(parser)
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", choices=sorted(experiments()), help="which experiment")
+    _add_run_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser, with every experiment registered so far (load plugins first)."""
     parser = argparse.ArgumentParser(
         prog="lawful",
         description="Physics-constrained machine learning: exact conservation and boundaries.",
@@ -51,19 +88,49 @@ def build_parser() -> argparse.ArgumentParser:
         STAGES, ("regenerate the data", "train the models", "evaluate and report"), strict=True
     ):
         _add_experiment_options(commands.add_parser(stage, help=description))
+    condition = commands.add_parser(
+        "condition", help="condition a prediction file on exact conservation (ProbConserv)"
+    )
+    add_condition_arguments(condition)
+    train_operator = commands.add_parser(
+        "train-operator", help="train an FNO and BOON on your own data file"
+    )
+    add_train_operator_arguments(train_operator)
+    _add_run_options(train_operator)
     bench = commands.add_parser("bench", help="print the benchmark table")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (seconds, for tests)")
-    commands.add_parser("list", help="list the experiments")
+    _add_plugin_option(commands.add_parser("list", help="list the experiments"))
     return parser
 
 
+def _plugin_paths(argv: list[str]) -> list[Path]:
+    """The plugin files named in ``argv`` and in the environment, before the full parse (the
+    experiments they register are choices of the full parser)."""
+    early = argparse.ArgumentParser(add_help=False)
+    _add_plugin_option(early)
+    named = early.parse_known_args(argv)[0].plugin
+    from_environment = [Path(p) for p in os.environ.get(PLUGINS_VARIABLE, "").split(os.pathsep)]
+    return [*(p for p in from_environment if str(p) not in ("", ".")), *named]
+
+
+def _error(message: object) -> int:
+    print(f"lawful: error: {message}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        load_plugins(_plugin_paths(argv))
+    except ExperimentError as error:
+        return _error(error)
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        width = max(len(name) for name in EXPERIMENTS)
-        for name, kind in sorted(EXPERIMENTS.items()):
-            print(f"{name:{width}s}  {kind}")
+        registered = experiments()
+        width = max(len(name) for name in registered)
+        for name, experiment in registered.items():
+            print(f"{name:{width}s}  {experiment.kind}")
         return 0
     if args.command == "bench":
         from lawful.bench import format_table, run_benchmarks
@@ -71,23 +138,32 @@ def main(argv: list[str] | None = None) -> int:
         results = run_benchmarks(quick=args.quick)
         print(json.dumps(results, indent=2) if args.json else format_table(results))
         return 0
+    if args.command == "condition":
+        try:
+            summary = run_condition(args)
+        except (FileNotFoundError, ValueError) as error:  # PredictionFileError is a ValueError
+            return _error(error)
+        print(f"lawful: {format_summary(summary)}", file=sys.stderr)
+        return 0
 
-    out = args.out or Path("runs") / f"{args.experiment}-{args.preset}"
-    if args.command == "run":
-        stages = STAGES
-    else:
-        stages = (args.command,)
-        if args.command == "data":
-            shutil.rmtree(out / "data", ignore_errors=True)  # regenerate, not resume
-    reference = getattr(args, "reference", None)
-    if reference is not None and not Path(reference).is_dir():
-        print(f"lawful: reference folder {reference} does not exist", file=sys.stderr)
-        return 2
     try:
-        metrics = run_experiment(
-            args.experiment,
-            preset=args.preset,
+        if args.command == "train-operator":
+            experiment = user_experiment(args)
+        else:
+            experiment = get_experiment(args.experiment)
+        out = args.out or Path("runs") / f"{experiment.name}-{args.preset}"
+        if args.command in STAGES:
+            stages: tuple[str, ...] = (args.command,)
+            if args.command == "data":
+                shutil.rmtree(out / "data", ignore_errors=True)  # regenerate, not resume
+        else:
+            stages = STAGES
+        reference = getattr(args, "reference", None)
+        if reference is not None and not Path(reference).is_dir():
+            raise FileNotFoundError(f"reference folder {reference} does not exist")
+        settings = RunSettings(
             out=out,
+            preset=args.preset,
             device=args.device,
             seed=args.seed,
             reference=reference,
@@ -96,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             num_devices=args.devices,
             log=lambda message: print(f"lawful: {message}", file=sys.stderr, flush=True),
         )
-    except (FileNotFoundError, ValueError) as error:
-        print(f"lawful: error: {error}", file=sys.stderr)
-        return 1
+        metrics = experiment.run(settings)
+    except (FileNotFoundError, ValueError) as error:  # ExperimentError is a ValueError
+        return _error(error)
     if metrics is not None:
         print(f"lawful: wrote {out / 'metrics.json'} and {out / 'report.md'}", file=sys.stderr)
         print((out / "report.md").read_text())

@@ -7,9 +7,9 @@ import sys
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from lawful.experiments import conservation
+from lawful.experiments import RunSettings, Task, conservation
+from lawful.experiments.boundary import BOUNDARY_EXPERIMENTS
 from lawful.experiments.boundary import PRESETS as BOUNDARY_PRESETS
-from lawful.experiments.boundary import Task, train_operator
 from lawful.experiments.conservation import PRESETS, build_anp
 from lawful.pdes import get_conservation_problem
 
@@ -48,12 +48,14 @@ def test_a_rank_that_skips_training_still_answers_as_its_rank(tmp_path, monkeypa
     weights.touch()
     models = tmp_path / "models"
     models.mkdir()
-    for name in conservation.ANP_FILES.values():
-        torch.save(build_anp(PRESETS["tiny"]).state_dict(), models / name)
+    for trained in conservation.TRAINED_METHODS.values():
+        torch.save(build_anp(PRESETS["tiny"]).state_dict(), models / trained.weights_file)
     problem = get_conservation_problem("stefan")
     for rank, is_main in ((0, True), (1, False)):
         monkeypatch.setattr(rank_zero_only, "rank", rank)
-        args = ("FNO", "heat-neumann", Task("single-step"), BOUNDARY_PRESETS["tiny"], [], weights)
-        assert train_operator(*args, "cpu", 0, progress=False) is is_main
+        heat = BOUNDARY_EXPERIMENTS["heat-neumann"]
+        settings = RunSettings(tmp_path, "tiny", progress=False)
+        args = ("FNO", Task("single-step"), BOUNDARY_PRESETS["tiny"], [], weights, 0, settings)
+        assert heat.train_model(*args) is is_main
         trained = conservation.train(problem, PRESETS["tiny"], None, models, "cpu", 0, False)
         assert (trained is not None) is is_main

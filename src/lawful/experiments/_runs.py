@@ -1,23 +1,12 @@
-"""What every experiment runner does first: pick its preset and record what it runs with."""
+"""What every experiment runner does first: record what it runs with."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TypeVar
 
-__all__ = ["record_settings", "select_preset"]
-
-Preset = TypeVar("Preset")
-
-
-def select_preset(presets: Mapping[str, Preset], name: str) -> Preset:
-    """The preset called ``name``, or a ``ValueError`` naming the valid ones."""
-    if name not in presets:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
-    return presets[name]
+__all__ = ["record_settings"]
 
 
 def record_settings(out: Path, experiment: str, preset_name: str, preset, seed: int) -> None:

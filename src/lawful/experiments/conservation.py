@@ -18,7 +18,7 @@ The update is applied to each latent sample's Gaussian; the samples are then com
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,13 +28,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from lawful.beliefs import GaussianBelief
-from lawful.constraints.conservation import mass_constraint
+from lawful.constraints.conservation import LinearConstraint, mass_constraint
 from lawful.constraints.quadrature import trapezoid_weights
 from lawful.constraints.update import condition, project_identity, sample_posterior
 from lawful.data.published import load_published_test_set
 from lawful.data.sampling import FunctionSets, evaluation_grid, make_function_sets
 from lawful.data.store import load_dataset, save_dataset
-from lawful.experiments._runs import record_settings, select_preset
+from lawful.experiments._runs import record_settings
+from lawful.experiments.registry import RunSettings, register, select_preset
 from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import (
     conservation_error,
@@ -46,7 +47,7 @@ from lawful.metrics import (
     summarize,
 )
 from lawful.models.anp import AttentiveNeuralProcess, combine_samples, load_published_state_dict
-from lawful.models.gp import fit_gp, gp_predict
+from lawful.models.gp import fit_gp, gp_belief
 from lawful.pdes.conservation import ConservationProblem, get_conservation_problem
 from lawful.plots import plot_mass_over_time, plot_profiles, plot_shock_histograms
 from lawful.training.neural_process import NeuralProcessModule
@@ -54,18 +55,56 @@ from lawful.training.trainer import TrainSettings, fit, is_main_process
 
 __all__ = [
     "CONSERVATION_EXPERIMENTS",
+    "CONSTRAINED_METHODS",
     "PRESETS",
+    "TRAINED_METHODS",
+    "ConservationExperiment",
     "ConservationPreset",
+    "ConstraintUpdate",
     "evaluate",
     "generate_data",
-    "run",
     "train",
 ]
 
-CONSERVATION_EXPERIMENTS = ("heat", "pme", "stefan", "advection", "burgers")
 METHOD_ORDER = ("ANP", "SoftC-ANP", "HardC-ANP", "ProbConserv-ANP", "GP", "ProbConserv-GP")
 _ARRAY_NAMES = ("input_contexts", "output_contexts", "input_targets", "output_targets")
-ANP_FILES = {"ANP": "anp.pt", "SoftC-ANP": "pinp.pt"}
+
+
+@dataclass(frozen=True)
+class TrainedANP:
+    """An ANP the experiment trains: its objective (lawful.training.neural_process) and file."""
+
+    objective: str  # "elbo" or "softc"
+    weights_file: str
+
+
+TRAINED_METHODS = {
+    "ANP": TrainedANP("elbo", "anp.pt"),
+    "SoftC-ANP": TrainedANP("softc", "pinp.pt"),  # the published checkpoint's name
+}
+
+
+@dataclass(frozen=True)
+class ConstraintUpdate:
+    """A method made from another's belief and the constraint: its belief, and draws from it."""
+
+    apply: Callable[[GaussianBelief, LinearConstraint], GaussianBelief]
+    draw: Callable[[GaussianBelief, LinearConstraint, int, torch.Generator], Tensor]
+
+
+def _draw_projected(
+    prior: GaussianBelief, constraint: LinearConstraint, count: int, generator: torch.Generator
+) -> Tensor:
+    return project_identity(prior, constraint).sample(count, generator)
+
+
+HARDC = ConstraintUpdate(project_identity, _draw_projected)
+PROBCONSERV = ConstraintUpdate(condition, sample_posterior)
+CONSTRAINED_METHODS: dict[str, dict[str, ConstraintUpdate]] = {
+    # base method -> the methods made from its belief, in the order they draw.
+    "ANP": {"HardC-ANP": HARDC, "ProbConserv-ANP": PROBCONSERV},
+    "GP": {"ProbConserv-GP": PROBCONSERV},
+}
 
 
 @dataclass(frozen=True)
@@ -218,8 +257,8 @@ def train(
     """
     models = {}
     is_main = is_main_process()
-    for method, objective in (("ANP", "elbo"), ("SoftC-ANP", "softc")):
-        weights_path = folder / ANP_FILES[method]
+    for method, trained in TRAINED_METHODS.items():
+        objective, weights_path = trained.objective, folder / trained.weights_file
         torch.manual_seed(seed)  # the initial weights too: a rerun trains the same models
         model = build_anp(preset)
         if weights_path.exists():
@@ -267,34 +306,6 @@ class MethodPrediction:
     draws: Tensor  # (draws, B, X) at t*
 
 
-def _anp_samples(
-    model: AttentiveNeuralProcess,
-    sets: FunctionSets,
-    targets: Tensor,
-    num_samples: int,
-    chunk_size: int = 8,
-) -> GaussianBelief:
-    """Per-latent-sample diagonal Gaussians ``(S, B, X)`` at ``targets`` ``(X, 2)``, in float64.
-
-    Functions go through the model a few at a time: the decoder's activations grow like
-    samples x functions x points x hidden, gigabytes at the paper's sizes.
-    """
-    means, variances = [], []
-    with torch.no_grad():
-        for start in range(0, sets.params.shape[0], chunk_size):
-            chunk = slice(start, start + chunk_size)
-            context_x = sets.input_contexts[chunk].float()
-            mean, variance = model.predict(
-                context_x,
-                sets.output_contexts[chunk].float(),
-                targets.float().expand(context_x.shape[0], -1, -1),
-                num_samples,
-            )  # (S, chunk, X) each
-            means.append(mean)
-            variances.append(variance)
-    return GaussianBelief.diagonal(torch.cat(means, 1).double(), torch.cat(variances, 1).double())
-
-
 def _anp_predictions(
     problem: ConservationProblem,
     models: dict[str, AttentiveNeuralProcess],
@@ -321,11 +332,15 @@ def _anp_predictions(
         for method, model in models.items():
             torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
             targets = evaluation_grid(problem, t, grid.numel())  # (X, 2) as (t, x)
-            samples = _anp_samples(model, sets, targets, num_samples)  # (S, B, X)
+            samples = model.predict_belief(
+                sets.input_contexts,
+                sets.output_contexts,
+                targets.expand(sets.params.shape[0], -1, -1),
+                num_samples,
+            )  # (S, B, X)
+            derived = CONSTRAINED_METHODS.get(method, {})
             beliefs = {method: samples}
-            if method == "ANP":
-                beliefs["HardC-ANP"] = project_identity(samples, constraint)
-                beliefs["ProbConserv-ANP"] = condition(samples, constraint)
+            beliefs |= {name: update.apply(samples, constraint) for name, update in derived.items()}
             for name, belief in beliefs.items():
                 slices.setdefault(name, []).append(combine_samples(belief.mean, belief.variance()))
             if at_t_star:
@@ -333,11 +348,8 @@ def _anp_predictions(
                 # (low-rank-updated) posterior covariance by Matheron's rule, in O(n) each.
                 count = preset.num_shock_draws
                 draws[method] = samples.sample(count, generator)
-                if method == "ANP":
-                    draws["HardC-ANP"] = beliefs["HardC-ANP"].sample(count, generator)
-                    draws["ProbConserv-ANP"] = sample_posterior(
-                        samples, constraint, count, generator
-                    )
+                for name, update in derived.items():
+                    draws[name] = update.draw(samples, constraint, count, generator)
     return {
         name: MethodPrediction(
             torch.stack([mean for mean, _ in per_time], 1),
@@ -363,18 +375,21 @@ def _gp_predictions(
     )
     num_functions = sets.params.shape[0]
     num_draws = preset.num_shock_draws * preset.num_latent_samples
-    beliefs: dict[str, list[GaussianBelief]] = {"GP": [], "ProbConserv-GP": []}
+    derived = CONSTRAINED_METHODS["GP"]
+    beliefs: dict[str, list[GaussianBelief]] = {name: [] for name in ("GP", *derived)}
     for time_index, t in enumerate(times.tolist()):
         targets = evaluation_grid(problem, t, grid.numel(), torch.float64)  # (X, 2)
-        mean, covariance = gp_predict(fitted, targets.expand(num_functions, -1, -1))
-        prior = GaussianBelief.dense(mean, covariance)  # (B, X), (B, X, X)
+        prior = gp_belief(fitted, targets.expand(num_functions, -1, -1))  # over (B, X), dense
         constraint = mass_constraint(grid, true_mass[:, time_index])
         beliefs["GP"].append(prior)
-        beliefs["ProbConserv-GP"].append(condition(prior, constraint))
-    draws = {
-        "GP": prior.sample(num_draws, generator),
-        "ProbConserv-GP": sample_posterior(prior, constraint, num_draws, generator),
-    }  # from the last slice, t*
+        for name, update in derived.items():
+            beliefs[name].append(update.apply(prior, constraint))
+    # From the last slice, t*.
+    draws = {"GP": prior.sample(num_draws, generator)}
+    draws |= {
+        name: update.draw(prior, constraint, num_draws, generator)
+        for name, update in derived.items()
+    }
     return {
         name: MethodPrediction(
             torch.stack([belief.mean for belief in per_time], 1),
@@ -459,63 +474,73 @@ def evaluate(
 # ---------------------------------------------------------------------------------- run
 
 
-def run(
-    experiment: str,
-    preset_name: str,
-    out: Path,
-    device: str = "cpu",
-    seed: int = 0,
-    reference: Path | None = None,
-    stages: tuple[str, ...] = ("data", "train", "evaluate"),
-    progress: bool = True,
-    log: Callable[[str], None] = lambda message: None,
-    num_devices: int = 1,
-) -> dict | None:
-    """The whole job for one conservation experiment; returns the ``metrics.json`` content.
+class ConservationExperiment:
+    """A conservation experiment on ``problem``: data, the ANPs, the updates, the report."""
 
-    With ``num_devices > 1`` every process generates the same data (atomic writes make that
-    safe) and trains; only the main process evaluates. The others return ``None``.
-    """
-    problem = get_conservation_problem(experiment)
-    preset = select_preset(PRESETS, preset_name)
-    if reference is not None:
-        return _run_reference(problem, out, reference, seed, progress, log)
-    record_settings(out, experiment, preset_name, preset, seed)
+    kind = "conservation (ProbConserv)"
 
-    train_path, test_path = out / "data" / "train.h5", out / "data" / "test.h5"
-    if "data" in stages or not (train_path.exists() and test_path.exists()):
-        log(f"generating {problem.name} data into {out / 'data'}")
-        generate_data(problem, preset, out / "data", seed)
-    models = None
-    if "train" in stages:
-        log("training ANP and SoftC-ANP")
-        train_sets = load_function_sets(train_path)
-        models = train(
-            problem, preset, train_sets, out / "models", device, seed, progress, num_devices
-        )
+    def __init__(
+        self,
+        problem: ConservationProblem,
+        presets: Mapping[str, ConservationPreset] = PRESETS,
+        name: str | None = None,
+    ) -> None:
+        self.problem, self.presets = problem, presets
+        self.name = problem.name if name is None else name
+
+    def run(self, settings: RunSettings) -> dict | None:
+        """The whole job; returns the ``metrics.json`` content.
+
+        With ``num_devices > 1`` every process generates the same data (atomic writes make
+        that safe) and trains; only the main process evaluates. The others return ``None``.
+        """
+        problem, out, log = self.problem, settings.out, settings.log
+        preset = select_preset(self, settings.preset)
+        if settings.reference is not None:
+            return _run_reference(
+                problem, out, settings.reference, settings.seed, settings.progress, log
+            )
+        record_settings(out, self.name, settings.preset, preset, settings.seed)
+        train_path, test_path = out / "data" / "train.h5", out / "data" / "test.h5"
+        if "data" in settings.stages or not (train_path.exists() and test_path.exists()):
+            log(f"generating {problem.name} data into {out / 'data'}")
+            generate_data(problem, preset, out / "data", settings.seed)
+        models = None
+        if "train" in settings.stages:
+            log(f"training {', '.join(TRAINED_METHODS)}")
+            models = train(
+                problem,
+                preset,
+                load_function_sets(train_path),
+                out / "models",
+                settings.device,
+                settings.seed,
+                settings.progress,
+                settings.num_devices,
+            )
+            if models is None:
+                return None  # not the main process of a data-parallel run
+        if "evaluate" not in settings.stages:
+            return None
         if models is None:
-            return None  # not the main process of a data-parallel run
-    if "evaluate" not in stages:
-        return None
-    if models is None:
-        models = _load_trained(preset, out / "models")
-    log("evaluating all methods")
-    evaluation = evaluate(
-        problem,
-        models,
-        load_function_sets(test_path),
-        preset,
-        seed,
-        with_gp=True,
-        progress=progress,
-    )
-    return _write_outputs(problem, preset_name, out, evaluation)
+            models = _load_trained(preset, out / "models")
+        log("evaluating all methods")
+        evaluation = evaluate(
+            problem,
+            models,
+            load_function_sets(test_path),
+            preset,
+            settings.seed,
+            with_gp=True,
+            progress=settings.progress,
+        )
+        return _write_outputs(problem, settings.preset, out, evaluation)
 
 
 def _load_trained(preset: ConservationPreset, folder: Path) -> dict[str, AttentiveNeuralProcess]:
     models = {}
-    for method, filename in ANP_FILES.items():
-        path = folder / filename
+    for method, trained in TRAINED_METHODS.items():
+        path = folder / trained.weights_file
         if not path.exists():
             raise FileNotFoundError(f"no trained {method} at {path}: run the 'train' stage first")
         model = build_anp(preset)
@@ -535,15 +560,15 @@ def _run_reference(
     """Evaluate published checkpoints on the published test set, at the paper's settings."""
     reference = Path(reference)
     models = {}
-    for method, filename in ANP_FILES.items():
-        path = reference / filename
+    for method, trained in TRAINED_METHODS.items():
+        path = reference / trained.weights_file
         if path.exists():
             state = torch.load(path, map_location="cpu", weights_only=True)
             model = AttentiveNeuralProcess()  # the published architecture (sizes of the paper)
             model.load_state_dict(load_published_state_dict(state))
             models[method] = model.eval()
         elif method == "ANP":
-            raise FileNotFoundError(f"reference folder {reference} has no {filename}")
+            raise FileNotFoundError(f"reference folder {reference} has no {trained.weights_file}")
     sets, _ = load_published_test_set(reference / "test.pt")
     log(f"evaluating published checkpoints from {reference} on {sets.params.shape[0]} functions")
     # The paper's evaluation at t* (the paper preset's 100 latent samples); the mass-over-time
@@ -627,3 +652,9 @@ _CONSERVATION_NOTES = (
     "continuous ranked probability score (lower is better). coverage: fraction of x where the "
     "truth lies in the central 95 % interval (0.95 when calibrated)."
 )
+
+
+CONSERVATION_EXPERIMENTS: dict[str, ConservationExperiment] = {
+    name: register(ConservationExperiment(get_conservation_problem(name)))
+    for name in ("heat", "pme", "stefan", "advection", "burgers")
+}

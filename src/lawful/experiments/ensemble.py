@@ -18,7 +18,6 @@ known amount) and ``burgers-periodic-ensemble`` (the mass is that of u0).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +25,15 @@ import torch
 from torch import Tensor
 
 from lawful.beliefs import GaussianBelief
-from lawful.constraints.boundary import BoundaryConditions, boundary_constraint
+from lawful.constraints.boundary import boundary_constraint
 from lawful.constraints.conservation import mass_constraint, stack_constraints
 from lawful.constraints.quadrature import trapezoid_weights
 from lawful.constraints.update import condition
-from lawful.data.store import load_dataset
+from lawful.data.operator_data import operator_tensors
 from lawful.experiments import boundary
-from lawful.experiments._runs import record_settings, select_preset
+from lawful.experiments._runs import record_settings
+from lawful.experiments.boundary import BoundaryExperiment, Task
+from lawful.experiments.registry import RunSettings, register, select_preset
 from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import (
     boundary_error,
@@ -44,24 +45,18 @@ from lawful.metrics import (
     summarize,
 )
 from lawful.models.ensemble import ensemble_belief
-from lawful.pdes.boundary_problems import BOUNDARY_PROBLEMS
 from lawful.plots import plot_profiles
+from lawful.training.operator import predict_operator
 from lawful.training.trainer import is_main_process
 
 __all__ = [
     "ENSEMBLE_EXPERIMENTS",
     "METHODS",
     "PRESETS",
+    "EnsembleExperiment",
     "EnsemblePreset",
-    "evaluate_task",
-    "run",
 ]
 
-# Experiment -> the BOON problem it is built on (one whose mass is known from its input).
-ENSEMBLE_EXPERIMENTS = {
-    "heat-neumann-ensemble": "heat-neumann",
-    "burgers-periodic-ensemble": "burgers-periodic",
-}
 MEMBER_METHODS = ("FNO", "BOON")
 METHODS = ("FNO-Ens", "ProbConserv-FNO-Ens", "BOON-Ens", "ProbConserv-BOON-Ens")
 
@@ -79,46 +74,8 @@ PRESETS = {
 }
 
 
-def _member_path(folder: Path, task: boundary.Task, method: str, member: int) -> Path:
+def _member_path(folder: Path, task: Task, method: str, member: int) -> Path:
     return folder / task.label / f"{method.lower()}-{member}.pt"
-
-
-def train(
-    problem: str,
-    preset: EnsemblePreset,
-    data_folder: Path,
-    folder: Path,
-    device: str,
-    seed: int,
-    progress: bool = True,
-    log: Callable[[str], None] = lambda message: None,
-    num_devices: int = 1,
-) -> bool:
-    """Train ``num_members`` FNOs and BOONs per task, member j from seed ``seed + j``.
-
-    Returns whether this is the main process (which alone wrote the weights).
-    """
-    is_main = is_main_process()
-    for task in boundary.TASKS[problem]:
-        settings = boundary.operator_settings(preset.operators, task)
-        stored = load_dataset(boundary.dataset_path(data_folder, "train", task))
-        tensors = boundary.task_tensors(stored, task, settings.num_train)
-        for method in MEMBER_METHODS:
-            for member in range(preset.num_members):
-                is_main = boundary.train_operator(
-                    method,
-                    problem,
-                    task,
-                    preset.operators,
-                    tensors,
-                    _member_path(folder, task, method, member),
-                    device,
-                    seed + member,
-                    progress,
-                    log,
-                    num_devices,
-                )
-    return is_main
 
 
 @dataclass
@@ -128,7 +85,7 @@ class _Split:
     Single-step tasks have one frame (the last output time); multi-step ones all of them.
     """
 
-    model_inputs: list[Tensor]  # float32, as boundary.task_tensors lays them out
+    model_inputs: list[Tensor]  # float32, as operator_tensors lays them out
     initial: Tensor  # (N, X)
     truth: Tensor  # (N, F, X)
     ends: list[Tensor]  # left, right boundary data, (N, F) each; empty if periodic
@@ -143,47 +100,9 @@ def _as_frames(field: Tensor) -> Tensor:
     return field.unsqueeze(1) if field.ndim == 2 else field.transpose(-1, -2)
 
 
-def _load_split(data_folder: Path, split: str, task: boundary.Task, count: int | None) -> _Split:
-    stored = load_dataset(boundary.dataset_path(data_folder, split, task))
-    tensors = boundary.task_tensors(stored, task, count, dtype=torch.float64)
-    ends = tensors[2:]  # (N, T) multi-step, (N,) single-step
-    return _Split(
-        [tensor.float() for tensor in tensors],
-        stored.arrays["inputs"][:count],
-        _as_frames(tensors[1]),
-        [end if task.multistep else end.unsqueeze(-1) for end in ends],  # (N, F)
-        stored.grid["x"],
-        stored.grid["t"] if task.multistep else stored.grid["t"][-1:],
-        {key: value for key, value in stored.metadata.items() if key not in ("split", "seed")},
-    )
-
-
-def _member_predictions(
-    problem: str,
-    preset: EnsemblePreset,
-    folder: Path,
-    task: boundary.Task,
-    method: str,
-    splits: tuple[_Split, ...],
-) -> list[Tensor]:
-    """Every member's prediction on each of ``splits``: ``(K, N, F, X)`` each, in float64.
-
-    Each member is loaded once and predicts every split.
-    """
-    settings = boundary.operator_settings(preset.operators, task)
-    predictions: list[list[Tensor]] = [[] for _ in splits]
-    for member in range(preset.num_members):
-        path = _member_path(folder, task, method, member)
-        model = boundary.load_operator(method, problem, task, settings, path)
-        for split, per_split in zip(splits, predictions, strict=True):
-            prediction = boundary.predict(model, split.model_inputs, settings.batch_size)
-            per_split.append(_as_frames(prediction))
-    return [torch.stack(per_split) for per_split in predictions]  # (K, N, F, X) each
-
-
 @dataclass
 class TaskEvaluation:
-    task: boundary.Task
+    task: Task
     rows: list[MetricRow]
     x: Tensor  # (X,)
     truth: Tensor  # (N, F, X)
@@ -191,123 +110,181 @@ class TaskEvaluation:
     data_floor: dict[str, float]  # the solver data's own boundary and mass errors
 
 
-def evaluate_task(
-    problem: str,
-    preset: EnsemblePreset,
-    data_folder: Path,
-    model_folder: Path,
-    task: boundary.Task,
-) -> TaskEvaluation:
-    """Each ensemble before and after the update, on the test split; per-sample metrics.
+class EnsembleExperiment:
+    """Ensembles of the FNOs and BOONs of boundary experiment ``base``, then the update.
 
-    Every frame is conditioned on its own mass and end conditions; the ensemble's covariance
-    is kept within frames (as ProbConserv treats each time slice). Coupling the frames through
-    the members' sample covariance across time did worse on the quick runs (a five-member
-    estimate of 1625 x 1625 correlations is mostly noise): relative L2 1.91e-2 against 1.58e-2
-    for the heat FNOs, 2.06e-2 against 2.00e-2 for the Burgers BOONs.
+    ``base``'s problem must know its mass: ``mass_change`` (the fluxes through its ends are
+    known in advance).
     """
-    settings = boundary.operator_settings(preset.operators, task)
-    train = _load_split(data_folder, "train", task, settings.num_train)
-    test = _load_split(data_folder, "test", task, None)
-    x = test.x
-    spacing = float(x[1] - x[0])
-    conditions = boundary.model_conditions(problem)
-    if test.ends:
-        conditions = conditions.with_values(*test.ends)  # (N, F) per end
-    mass_change = BOUNDARY_PROBLEMS[problem].mass_change
-    assert mass_change is not None  # the registry lists only problems with a known mass
-    initial_mass = test.initial @ trapezoid_weights(x)  # (N,)
-    true_mass = initial_mass[:, None] + mass_change(test.times, **test.options)  # (N, F)
-    constraint = stack_constraints(
-        mass_constraint(x, true_mass),  # 1 row per frame
-        boundary_constraint(conditions, x.numel(), spacing),  # 1 (periodic) or 2 rows per frame
-    )
 
-    beliefs: dict[str, GaussianBelief] = {}
-    for method in MEMBER_METHODS:
-        on_train, members = _member_predictions(
-            problem, preset, model_folder, task, method, (train, test)
-        )  # (K, N_train, F, X), (K, N, F, X)
-        noise_variance = (on_train.mean(0) - train.truth).square().mean()
-        prior = ensemble_belief(members, noise_variance)  # over (N, F, X)
-        beliefs[f"{method}-Ens"] = prior
-        beliefs[f"ProbConserv-{method}-Ens"] = condition(prior, constraint)
+    kind = "boundaries and conservation (BOON ensemble + ProbConserv)"
 
-    def end_errors(field: Tensor) -> Tensor:
-        """Per-sample boundary error of frames ``(N, F, X)``, laid out as (N, 1, X, F)."""
-        return boundary_error(field.transpose(-1, -2)[:, None], conditions, spacing)
+    def __init__(
+        self,
+        name: str,
+        base: BoundaryExperiment,
+        presets: dict[str, EnsemblePreset] = PRESETS,
+    ) -> None:
+        if base.problem is None or base.problem.mass_change is None:
+            raise ValueError(
+                f"experiment {name!r}: the problem of {base.name!r} has no known mass change, "
+                "so there is no conservation constraint to condition on"
+            )
+        self.name, self.base, self.presets = name, base, presets
 
-    rows = []
-    truth = test.truth
-    for method in METHODS:
-        mean, variance = beliefs[method].mean, beliefs[method].variance()  # (N, F, X) each
-        per_sample = {
-            "rel_l2": relative_l2(mean.flatten(1), truth.flatten(1)),
-            "boundary_error": end_errors(mean),
-            "ce": conservation_error(mean, x, true_mass).mean(-1),
-            "ll": gaussian_log_likelihood(mean, variance, truth).mean(-1),
-            "crps": crps_gaussian(mean, variance, truth).mean(-1),
-            "coverage": interval_coverage(mean, variance, truth).mean(-1),
+    def train(
+        self, preset: EnsemblePreset, data_folder: Path, folder: Path, settings: RunSettings
+    ) -> bool:
+        """Train ``num_members`` FNOs and BOONs per task, member j from seed ``seed + j``.
+
+        Returns whether this is the main process (which alone wrote the weights).
+        """
+        is_main = is_main_process()
+        for task in self.base.tasks:
+            tensors = operator_tensors(
+                self.base.load_split(data_folder, "train", task),
+                task.multistep,
+                preset.operators.operator(task).num_train,
+            )
+            for method in MEMBER_METHODS:
+                for member in range(preset.num_members):
+                    is_main = self.base.train_model(
+                        method,
+                        task,
+                        preset.operators,
+                        tensors,
+                        _member_path(folder, task, method, member),
+                        settings.seed + member,
+                        settings,
+                    )
+        return is_main
+
+    def _load_split(self, data_folder: Path, split: str, task: Task, count: int | None) -> _Split:
+        stored = self.base.load_split(data_folder, split, task)
+        tensors = operator_tensors(stored, task.multistep, count, dtype=torch.float64)
+        ends = tensors[2:]  # (N, T) multi-step, (N,) single-step
+        return _Split(
+            [tensor.float() for tensor in tensors],
+            stored.arrays["inputs"][:count],
+            _as_frames(tensors[1]),
+            [end if task.multistep else end.unsqueeze(-1) for end in ends],  # (N, F)
+            stored.grid["x"],
+            stored.grid["t"] if task.multistep else stored.grid["t"][-1:],
+            {key: value for key, value in stored.metadata.items() if key not in ("split", "seed")},
+        )
+
+    def _member_predictions(
+        self,
+        preset: EnsemblePreset,
+        folder: Path,
+        task: Task,
+        method: str,
+        splits: tuple[_Split, ...],
+    ) -> list[Tensor]:
+        """Every member's prediction on each of ``splits``: ``(K, N, F, X)`` each, in float64.
+
+        Each member is loaded once and predicts every split.
+        """
+        batch_size = preset.operators.operator(task).batch_size
+        predictions: list[list[Tensor]] = [[] for _ in splits]
+        for member in range(preset.num_members):
+            path = _member_path(folder, task, method, member)
+            model = self.base.load_model(method, task, preset.operators, path)
+            for split, per_split in zip(splits, predictions, strict=True):
+                prediction = predict_operator(model, split.model_inputs, batch_size)
+                per_split.append(_as_frames(prediction))
+        return [torch.stack(per_split) for per_split in predictions]  # (K, N, F, X) each
+
+    def evaluate_task(
+        self, preset: EnsemblePreset, data_folder: Path, model_folder: Path, task: Task
+    ) -> TaskEvaluation:
+        """Each ensemble before and after the update, on the test split; per-sample metrics.
+
+        Every frame is conditioned on its own mass and end conditions; the ensemble's
+        covariance is kept within frames (as ProbConserv treats each time slice). Coupling the
+        frames through the members' sample covariance across time did worse on the quick runs
+        (a five-member estimate of 1625 x 1625 correlations is mostly noise): relative L2
+        1.91e-2 against 1.58e-2 for the heat FNOs, 2.06e-2 against 2.00e-2 for the Burgers
+        BOONs.
+        """
+        num_train = preset.operators.operator(task).num_train
+        train = self._load_split(data_folder, "train", task, num_train)
+        test = self._load_split(data_folder, "test", task, None)
+        x = test.x
+        spacing = float(x[1] - x[0])
+        conditions = self.base.conditions
+        if test.ends:
+            conditions = conditions.with_values(*test.ends)  # (N, F) per end
+        assert self.base.problem is not None and self.base.problem.mass_change is not None
+        mass_change = self.base.problem.mass_change  # checked in __init__
+        initial_mass = test.initial @ trapezoid_weights(x)  # (N,)
+        true_mass = initial_mass[:, None] + mass_change(test.times, **test.options)  # (N, F)
+        constraint = stack_constraints(
+            mass_constraint(x, true_mass),  # 1 row per frame
+            boundary_constraint(conditions, x.numel(), spacing),  # 1 (periodic) or 2 per frame
+        )
+
+        beliefs: dict[str, GaussianBelief] = {}
+        for method in MEMBER_METHODS:
+            on_train, members = self._member_predictions(
+                preset, model_folder, task, method, (train, test)
+            )  # (K, N_train, F, X), (K, N, F, X)
+            noise_variance = (on_train.mean(0) - train.truth).square().mean()
+            prior = ensemble_belief(members, noise_variance)  # over (N, F, X)
+            beliefs[f"{method}-Ens"] = prior
+            beliefs[f"ProbConserv-{method}-Ens"] = condition(prior, constraint)
+
+        def end_errors(field: Tensor) -> Tensor:
+            """Per-sample boundary error of frames ``(N, F, X)``, laid out as (N, 1, X, F)."""
+            return boundary_error(field.transpose(-1, -2)[:, None], conditions, spacing)
+
+        rows = []
+        truth = test.truth
+        for method in METHODS:
+            mean, variance = beliefs[method].mean, beliefs[method].variance()  # (N, F, X) each
+            per_sample = {
+                "rel_l2": relative_l2(mean.flatten(1), truth.flatten(1)),
+                "boundary_error": end_errors(mean),
+                "ce": conservation_error(mean, x, true_mass).mean(-1),
+                "ll": gaussian_log_likelihood(mean, variance, truth).mean(-1),
+                "crps": crps_gaussian(mean, variance, truth).mean(-1),
+                "coverage": interval_coverage(mean, variance, truth).mean(-1),
+            }
+            summaries = {name: summarize(values) for name, values in per_sample.items()}
+            rows.append(MetricRow.from_summaries(method, None, summaries, task.kind))
+        floor = {
+            "boundary_error": float(end_errors(truth).mean()),
+            "ce": float(conservation_error(truth, x, true_mass).abs().max()),
         }
-        summaries = {name: summarize(values) for name, values in per_sample.items()}
-        rows.append(MetricRow.from_summaries(method, None, summaries, task.kind))
-    floor = {
-        "boundary_error": float(end_errors(truth).mean()),
-        "ce": float(conservation_error(truth, x, true_mass).abs().max()),
-    }
-    return TaskEvaluation(task, rows, x, truth, beliefs, floor)
+        return TaskEvaluation(task, rows, x, truth, beliefs, floor)
 
-
-def run(
-    experiment: str,
-    preset_name: str,
-    out: Path,
-    device: str = "cpu",
-    seed: int = 0,
-    reference: Path | None = None,
-    stages: tuple[str, ...] = ("data", "train", "evaluate"),
-    progress: bool = True,
-    log: Callable[[str], None] = lambda message: None,
-    num_devices: int = 1,
-) -> dict | None:
-    """The whole job for one composed experiment; returns the ``metrics.json`` content."""
-    if experiment not in ENSEMBLE_EXPERIMENTS:
-        raise ValueError(
-            f"unknown ensemble experiment {experiment!r}; choose one of "
-            f"{sorted(ENSEMBLE_EXPERIMENTS)}"
-        )
-    if reference is not None:
-        raise ValueError(
-            f"--reference is not supported for {experiment!r}: there are no published "
-            "checkpoints for it; run without --reference to train"
-        )
-    problem = ENSEMBLE_EXPERIMENTS[experiment]
-    preset = select_preset(PRESETS, preset_name)
-    record_settings(out, experiment, preset_name, preset, seed)
-    data_folder, model_folder = out / "data", out / "models"
-    # Every stage needs the data; files already there are kept, missing ones are written.
-    log(f"{problem} data in {data_folder}")
-    boundary.generate_data(problem, preset.operators, data_folder, seed)
-    if "train" in stages:
-        log(f"training {preset.num_members} FNOs and {preset.num_members} BOONs")
-        is_main = train(
-            problem, preset, data_folder, model_folder, device, seed, progress, log, num_devices
-        )
-        if not is_main:
+    def run(self, settings: RunSettings) -> dict | None:
+        """The whole job for one composed experiment; returns the ``metrics.json`` content."""
+        if settings.reference is not None:
+            raise ValueError(
+                f"--reference is not supported for {self.name!r}: there are no published "
+                "checkpoints for it; run without --reference to train"
+            )
+        preset = select_preset(self, settings.preset)
+        out, log = settings.out, settings.log
+        record_settings(out, self.name, settings.preset, preset, settings.seed)
+        data_folder, model_folder = out / "data", out / "models"
+        # Every stage needs the data; files already there are kept, missing ones are written.
+        log(f"{self.base.name} data in {data_folder}")
+        self.base.generate_data(preset.operators, data_folder, settings.seed)
+        if "train" in settings.stages:
+            log(f"training {preset.num_members} FNOs and {preset.num_members} BOONs")
+            if not self.train(preset, data_folder, model_folder, settings):
+                return None
+        if "evaluate" not in settings.stages:
             return None
-    if "evaluate" not in stages:
-        return None
-    log("evaluating the ensembles before and after the conservation update")
-    evaluations = [
-        evaluate_task(problem, preset, data_folder, model_folder, task)
-        for task in boundary.TASKS[problem]
-    ]
-    return _write_outputs(experiment, preset_name, out, conditions_name(problem), evaluations)
-
-
-def conditions_name(problem: str) -> str:
-    conditions: BoundaryConditions = BOUNDARY_PROBLEMS[problem].conditions
-    return f"{type(conditions.left).__name__} / {type(conditions.right).__name__} ends"
+        log("evaluating the ensembles before and after the conservation update")
+        evaluations = [
+            self.evaluate_task(preset, data_folder, model_folder, task) for task in self.base.tasks
+        ]
+        conditions = self.base.conditions
+        ends = f"{type(conditions.left).__name__} / {type(conditions.right).__name__} ends"
+        return _write_outputs(self.name, settings.preset, out, ends, evaluations)
 
 
 def _write_outputs(
@@ -363,3 +340,12 @@ def _write_outputs(
         notes=notes,
     )
     return metrics
+
+
+ENSEMBLE_EXPERIMENTS: dict[str, EnsembleExperiment] = {
+    name: register(EnsembleExperiment(name, boundary.BOUNDARY_EXPERIMENTS[base]))
+    for name, base in (
+        ("heat-neumann-ensemble", "heat-neumann"),
+        ("burgers-periodic-ensemble", "burgers-periodic"),
+    )
+}

@@ -8,7 +8,7 @@ from lawful.models.anp import (
     load_published_state_dict,
 )
 from lawful.models.ensemble import ensemble_belief
-from lawful.models.gp import FittedGP, fit_gp, gp_predict
+from lawful.models.gp import FittedGP, fit_gp, gp_belief, gp_predict
 from lawful.models.softc import Flux, diffusive_flux, pde_residual, softc_penalty
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "diffusive_flux",
     "ensemble_belief",
     "fit_gp",
+    "gp_belief",
     "gp_predict",
     "load_published_state_dict",
     "pde_residual",

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 from torch.nn import functional
 
+from lawful.beliefs import GaussianBelief
+
 __all__ = [
     "ANPOutput",
     "AttentiveNeuralProcess",
@@ -280,6 +282,38 @@ class AttentiveNeuralProcess(nn.Module):
         """
         output = self(context_x, context_y, target_x, num_samples=num_samples)
         return output.mean, output.std.square()
+
+    def predict_belief(
+        self,
+        context_x: Tensor,
+        context_y: Tensor,
+        target_x: Tensor,
+        num_samples: int,
+        chunk_size: int = 8,
+    ) -> GaussianBelief:
+        """The per-latent-sample diagonal Gaussians ``(samples, batch, targets)``, in float64,
+        ready for :func:`lawful.condition` (one update per latent sample).
+
+        Inputs as for :meth:`predict`, in any floating dtype (cast to the model's). Functions go
+        through the model ``chunk_size`` at a time without gradients: the decoder's activations
+        grow like samples x functions x points x hidden, gigabytes at the paper's sizes.
+        """
+        dtype = next(self.parameters()).dtype
+        means, variances = [], []
+        with torch.no_grad():
+            for start in range(0, context_x.shape[0], chunk_size):
+                chunk = slice(start, start + chunk_size)
+                mean, variance = self.predict(
+                    context_x[chunk].to(dtype),
+                    context_y[chunk].to(dtype),
+                    target_x[chunk].to(dtype),
+                    num_samples,
+                )  # (samples, chunk, targets) each
+                means.append(mean)
+                variances.append(variance)
+        return GaussianBelief.diagonal(
+            torch.cat(means, 1).double(), torch.cat(variances, 1).double()
+        )
 
     def _check_shapes(
         self, context_x: Tensor, context_y: Tensor, target_x: Tensor, target_y: Tensor | None

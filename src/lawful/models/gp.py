@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lawful.beliefs import GaussianBelief
+
 with warnings.catch_warnings():
     # linear_operator, under gpytorch, decorates functions with torch.jit.script at import, which
     # recent torch deprecates; the warning concerns their code and would fail warnings-as-errors.
@@ -29,7 +31,7 @@ with warnings.catch_warnings():
     )
     import gpytorch
 
-__all__ = ["FittedGP", "fit_gp", "gp_predict"]
+__all__ = ["FittedGP", "fit_gp", "gp_belief", "gp_predict"]
 
 # Exact linear algebra throughout: Cholesky for every size, never CG or Lanczos.
 _MAX_CHOLESKY_SIZE = 100_000
@@ -157,3 +159,10 @@ def gp_predict(fitted: FittedGP, target_x: Tensor, jitter: float = 1e-10) -> tup
         covariance.shape[-1], dtype=covariance.dtype, device=covariance.device
     )
     return mean, covariance
+
+
+def gp_belief(fitted: FittedGP, target_x: Tensor, jitter: float = 1e-10) -> GaussianBelief:
+    """:func:`gp_predict` as a dense :class:`~lawful.beliefs.GaussianBelief` over
+    ``(batch, targets)``, ready for :func:`lawful.condition`."""
+    mean, covariance = gp_predict(fitted, target_x, jitter)
+    return GaussianBelief.dense(mean, covariance)

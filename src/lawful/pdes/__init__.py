@@ -7,6 +7,8 @@ from lawful.pdes.boundary_problems import (
     NUM_FRAMES,
     BoundaryDataset,
     BoundaryProblem,
+    Sampler,
+    Solution,
     make_boundary_dataset,
 )
 from lawful.pdes.conservation import (
@@ -33,6 +35,8 @@ __all__ = [
     "ConservationProblem",
     "HeatProblem",
     "PorousMediumProblem",
+    "Sampler",
+    "Solution",
     "StefanProblem",
     "get_conservation_problem",
     "make_boundary_dataset",

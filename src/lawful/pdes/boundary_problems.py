@@ -40,7 +40,7 @@ from lawful.pdes.stokes import stokes_second_problem
 from lawful.pdes.wave1d import wave_cosine_series
 
 NUM_FRAMES = 25
-"""Output frames of a multi-step dataset; a single-step dataset keeps only the last."""
+"""Output frames of our problems' multi-step datasets; a single-step dataset keeps the last."""
 
 NEUMANN_STENCIL_ORDER = 2
 """Order of the one-sided stencil of every Neumann end: that of the second-order solvers, so the
@@ -55,6 +55,8 @@ __all__ = [
     "NUM_FRAMES",
     "BoundaryDataset",
     "BoundaryProblem",
+    "Sampler",
+    "Solution",
     "make_boundary_dataset",
 ]
 
@@ -73,8 +75,12 @@ class BoundaryDataset(TypedDict):
     parameters: dict[str, Tensor]  # per-sample problem parameters, each (batch,)
 
 
-class _Solution(NamedTuple):
-    """What a problem's sampler returns, always with the time axis."""
+class Solution(NamedTuple):
+    """What a problem's sampler returns, always with the time axis; float64 throughout.
+
+    ``left``/``right``: the boundary data at each end and output time (the Dirichlet value or
+    the Neumann flux ``u_x``), ``None`` for periodic ends.
+    """
 
     initial: Tensor  # (batch, X)
     frames: Tensor  # (batch, T, X)
@@ -83,13 +89,19 @@ class _Solution(NamedTuple):
     parameters: dict[str, Tensor]  # each (batch,)
 
 
-_Sampler = Callable[..., _Solution]
-"""(num_samples, x (X,), times (T,), generator, **problem options) -> _Solution."""
+Sampler = Callable[..., Solution]
+"""(num_samples, x (X,), times (T,), generator, **problem options) -> Solution.
+
+Deterministic given the generator; options have defaults (e.g. ``viscosity=0.1``)."""
 
 
 @dataclass(frozen=True)
 class BoundaryProblem:
     """One catalogue entry: its end conditions, output times and sampler.
+
+    A user's problem is one of these too: a name, the end conditions (their values are
+    placeholders; the data per sample and time comes from the sampler), the spacing of the
+    ``num_frames`` output times, and a :data:`Sampler`.
 
     ``mass_change(t, **options)`` (T,) -> (T,) is the exact change of the total mass (integral
     of u over [0, 1]) since t = 0, from the fluxes through the ends, the same for every sample;
@@ -100,12 +112,20 @@ class BoundaryProblem:
     name: str
     conditions: BoundaryConditions
     frame_spacing: float
-    sample: _Sampler
+    sample: Sampler
     mass_change: Callable[..., Tensor] | None = None
+    num_frames: int = NUM_FRAMES
+
+    def __post_init__(self) -> None:
+        if self.frame_spacing <= 0 or self.num_frames < 1:
+            raise ValueError(
+                f"problem {self.name!r} needs frame_spacing > 0 and num_frames >= 1; got "
+                f"{self.frame_spacing} and {self.num_frames}"
+            )
 
     def times(self) -> Tensor:
-        """The multi-step output times ``t_j = j * frame_spacing``, j = 1..NUM_FRAMES: (T,)."""
-        return self.frame_spacing * torch.arange(1, NUM_FRAMES + 1, dtype=torch.float64)
+        """The multi-step output times ``t_j = j * frame_spacing``, j = 1..num_frames: (T,)."""
+        return self.frame_spacing * torch.arange(1, self.num_frames + 1, dtype=torch.float64)
 
 
 def _uniform(num_samples: int, low: float, high: float, generator: torch.Generator) -> Tensor:
@@ -130,7 +150,7 @@ def _sample_heat(
     generator: torch.Generator,
     diffusivity: float = _HEAT_DIFFUSIVITY,
     flux_amplitude: float = _HEAT_FLUX_AMPLITUDE,
-) -> _Solution:
+) -> Solution:
     """u0 = cos(w pi x), w ~ U[2.01, 3.99]; insulated left end, flux U sin(pi t) at the right."""
     frequency = _uniform(num_samples, 2.01, 3.99, generator)
     initial = torch.cos(frequency[:, None] * torch.pi * x)  # (batch, X)
@@ -149,7 +169,7 @@ def _sample_heat(
     left, right = (
         torch.stack([flux(t) for t in times.tolist()], dim=1) for flux in (left_flux, right_flux)
     )  # (batch, T) each
-    return _Solution(initial, frames, left, right, {"frequency": frequency})
+    return Solution(initial, frames, left, right, {"frequency": frequency})
 
 
 def _heat_mass_change(
@@ -174,7 +194,7 @@ def _sample_burgers_dirichlet(
     generator: torch.Generator,
     viscosity: float = 0.1,
     num_modes: int = 4,
-) -> _Solution:
+) -> Solution:
     """u0 = a + (b - a) x + sum_m c_m sin(m pi x): a, b ~ U[-1, 1] held at the ends,
     c_m ~ U[-1, 1] / m for m = 1..num_modes."""
     left_value = _uniform(num_samples, -1.0, 1.0, generator)
@@ -194,7 +214,7 @@ def _sample_burgers_dirichlet(
         lambda t: right_value,
         max_dt=_burgers_max_dt(initial, x),
     )
-    return _Solution(
+    return Solution(
         initial,
         frames,
         left_value[:, None].expand(-1, times.numel()),
@@ -209,7 +229,7 @@ def _sample_burgers_periodic(
     times: Tensor,
     generator: torch.Generator,
     viscosity: float = 0.1,
-) -> _Solution:
+) -> Solution:
     """u0 ~ N(0, 625 (-Laplacian + 25)^-2), on the wavenumbers the 2/3 rule keeps.
 
     Solved on the N distinct points x_0..x_{N-1}; x_N = 1 repeats x_0's value exactly.
@@ -222,7 +242,7 @@ def _sample_burgers_periodic(
     def close_period(u: Tensor) -> Tensor:
         return torch.cat([u, u[..., :1]], dim=-1)  # (..., N) -> (..., N + 1)
 
-    return _Solution(close_period(initial), close_period(frames), None, None, {})
+    return Solution(close_period(initial), close_period(frames), None, None, {})
 
 
 def _sample_stokes(
@@ -231,7 +251,7 @@ def _sample_stokes(
     times: Tensor,
     generator: torch.Generator,
     viscosity: float = 0.1,
-) -> _Solution:
+) -> Solution:
     """The exact solution for w ~ U[2, 8] and U ~ U[0.5, 2]; nu = 0.1 or 0.001 in the paper."""
     frequency = _uniform(num_samples, 2.0, 8.0, generator)
     amplitude = _uniform(num_samples, 0.5, 2.0, generator)
@@ -239,7 +259,7 @@ def _sample_stokes(
     ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
     walls = stokes_second_problem(ends, times, viscosity, frequency, amplitude)  # (batch, T, 2)
     frames = stokes_second_problem(x, times, viscosity, frequency, amplitude)
-    return _Solution(
+    return Solution(
         initial,
         frames,
         walls[..., 0],
@@ -255,14 +275,14 @@ def _sample_wave(
     generator: torch.Generator,
     wave_speed: float = 1.0,
     num_modes: int = 4,
-) -> _Solution:
+) -> Solution:
     """u0 = sum_n a_n cos(n pi x), a_n ~ U[-1, 1] / n, at rest; data from the exact series."""
     mode = torch.arange(1, num_modes + 1, dtype=torch.float64)  # (M,)
     amplitudes = _uniform(num_samples * num_modes, -1.0, 1.0, generator).view(-1, num_modes) / mode
     initial = wave_cosine_series(x, times.new_zeros(1), wave_speed, amplitudes)[:, 0]
     frames = wave_cosine_series(x, times, wave_speed, amplitudes)
     no_flux = torch.zeros(num_samples, times.numel(), dtype=torch.float64)
-    return _Solution(initial, frames, no_flux, no_flux.clone(), {})
+    return Solution(initial, frames, no_flux, no_flux.clone(), {})
 
 
 _NEUMANN = Neumann(0.0, order=NEUMANN_STENCIL_ORDER)
@@ -308,27 +328,29 @@ BOUNDARY_PROBLEMS: dict[str, BoundaryProblem] = {
 
 
 def make_boundary_dataset(
-    name: str,
+    problem: str | BoundaryProblem,
     num_samples: int,
     resolution: int,
     generator: torch.Generator,
     multistep: bool = False,
     **options: float,
 ) -> BoundaryDataset:
-    """Sample ``num_samples`` solutions of problem ``name`` on ``resolution`` grid points.
+    """Sample ``num_samples`` solutions of ``problem`` (one of ours by name, or a user's) on
+    ``resolution`` grid points.
 
     ``options`` override a problem's parameters, e.g. ``viscosity=0.001`` for ``stokes``.
     Deterministic given ``generator``.
     """
-    if name not in BOUNDARY_PROBLEMS:
-        raise ValueError(
-            f"unknown boundary problem {name!r}; choose from {sorted(BOUNDARY_PROBLEMS)}"
-        )
+    if isinstance(problem, str):
+        if problem not in BOUNDARY_PROBLEMS:
+            raise ValueError(
+                f"unknown boundary problem {problem!r}; choose from {sorted(BOUNDARY_PROBLEMS)}"
+            )
+        problem = BOUNDARY_PROBLEMS[problem]
     if num_samples < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     if resolution < 4:
         raise ValueError(f"resolution must be at least 4 grid points, got {resolution}")
-    problem = BOUNDARY_PROBLEMS[name]
     x = torch.linspace(0.0, 1.0, resolution, dtype=torch.float64)  # (X,)
     times = problem.times()  # (T,)
     solution = problem.sample(num_samples, x, times, generator, **options)

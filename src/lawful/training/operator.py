@@ -2,18 +2,97 @@
 
 Batches are tuples ``(inputs, targets, *boundary_data)``: the model is called as
 ``model(inputs, *boundary_data)``, so a boundary-corrected operator receives this batch's data at
-its ends (``left, right``) and a periodic or unconstrained one receives none.
+its ends (``left, right``) and a periodic or unconstrained one receives none. The tensors come
+from :func:`lawful.data.operator_data.operator_tensors`.
+
+:func:`build_fno` makes the operator of a task from its :class:`OperatorSettings`,
+:func:`train_operator` trains any such model into a weights file (resuming from checkpoints),
+:func:`load_operator_weights` reads it back and :func:`predict_operator` runs it in batches.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from lawful.metrics import relative_l2
+from lawful.operators.fno import FNO1d, FNO2d, FourierNeuralOperator
+from lawful.training.trainer import TrainSettings, fit, is_main_process
 
-__all__ = ["OperatorModule", "relative_l2_loss"]
+__all__ = [
+    "OperatorModule",
+    "OperatorSettings",
+    "PlainOperator",
+    "build_fno",
+    "load_operator_weights",
+    "predict_operator",
+    "relative_l2_loss",
+    "train_operator",
+]
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Architecture and training budget of the operator of one kind of task.
+
+    Single-step operators are 1-D FNOs over x; multi-step ones space + time FNOs over (x, t),
+    zero-padded on the non-periodic time axis. Adam with weight decay; the learning rate is
+    multiplied by ``lr_gamma`` every ``lr_step_epochs`` epochs.
+    """
+
+    num_train: int  # the first samples of the training split
+    width: int
+    modes: int  # along x
+    modes_time: int  # along t (multi-step only)
+    time_padding: int  # zero padding of the non-periodic time axis (multi-step only)
+    projection_width: int
+    epochs: int
+    batch_size: int
+    lr_step_epochs: int
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_gamma: float = 0.5
+
+
+def build_fno(
+    settings: OperatorSettings, multistep: bool, in_channels: int = 1, out_channels: int = 1
+) -> FourierNeuralOperator:
+    """A freshly initialised FNO of the settings' sizes: over (x, t) if ``multistep``, else x."""
+    if multistep:
+        return FNO2d(
+            in_channels,
+            out_channels,
+            settings.width,
+            settings.modes,
+            settings.modes_time,
+            padding=settings.time_padding,
+            projection_width=settings.projection_width,
+        )
+    return FNO1d(
+        in_channels,
+        out_channels,
+        settings.width,
+        settings.modes,
+        projection_width=settings.projection_width,
+    )
+
+
+class PlainOperator(nn.Module):
+    """An FNO called like the boundary-aware models; it does not look at the boundary data."""
+
+    def __init__(self, fno: nn.Module) -> None:
+        super().__init__()
+        self.fno = fno
+
+    def forward(self, x: Tensor, *boundary_data: Tensor) -> Tensor:
+        return self.fno(x)
 
 
 def relative_l2_loss(prediction: Tensor, target: Tensor) -> Tensor:
@@ -63,3 +142,74 @@ class OperatorModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+
+def train_operator(
+    model: nn.Module,
+    tensors: list[Tensor],
+    settings: OperatorSettings,
+    weights_path: Path,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = True,
+    num_devices: int = 1,
+    log: Callable[[str], None] | None = None,
+) -> bool:
+    """Train ``model`` on ``tensors`` (``[inputs, targets, *boundary data]``) into
+    ``weights_path``; returns whether this is the main process (which alone writes).
+
+    ``seed`` sets the batch order (the caller seeds the initial weights when it builds the
+    model). Skipped if the weights exist; Lightning checkpoints go beside them, so an interrupted
+    run resumes where it stopped. ``log`` hears how long the training took.
+    """
+    if weights_path.exists():
+        return is_main_process()
+    module = OperatorModule(
+        model,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        lr_step_epochs=settings.lr_step_epochs,
+        lr_gamma=settings.lr_gamma,
+    )
+    loader = DataLoader(
+        TensorDataset(*tensors),
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    train_settings = TrainSettings(
+        max_epochs=settings.epochs, device=device, progress=progress, num_devices=num_devices
+    )
+    checkpoints = weights_path.parent / f"checkpoints-{weights_path.stem}"
+    started = time.perf_counter()
+    is_main = fit(module, loader, train_settings, checkpoints)
+    if is_main:
+        torch.save(model.state_dict(), weights_path)
+        if log is not None:
+            log(f"trained {weights_path} in {time.perf_counter() - started:.0f} s")
+    return is_main
+
+
+def load_operator_weights(model: nn.Module, path: Path, what: str) -> nn.Module:
+    """``model`` with the weights at ``path``, in eval mode; a named error if they are missing.
+
+    ``what`` names the model in the error (e.g. "BOON (single-step)").
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"no trained {what} at {path}: run the 'train' stage first")
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def predict_operator(model: nn.Module, tensors: list[Tensor], batch_size: int) -> Tensor:
+    """``model`` on ``[inputs, targets, *boundary data]`` in batches, in float64 afterwards."""
+    inputs, _, *boundary = tensors
+    with torch.no_grad():
+        chunks = [
+            model(
+                inputs[start : start + batch_size],
+                *(b[start : start + batch_size] for b in boundary),
+            )
+            for start in range(0, inputs.shape[0], batch_size)
+        ]
+    return torch.cat(chunks).double()

@@ -1,0 +1,173 @@
+"""A user's own problem through the command line: their data file (``lawful train-operator``)
+and their own PDE and experiment from a file outside the package (``lawful run --plugin``)."""
+
+import json
+from pathlib import Path
+
+import h5py
+import pytest
+import scipy.io
+import torch
+
+from lawful.cli import main
+from lawful.constraints.boundary import boundary_residuals
+from lawful.constraints.parsing import parse_conditions
+from lawful.data.operator_data import operator_tensors
+from lawful.data.store import load_dataset
+from lawful.data.user_files import load_operator_samples
+from lawful.experiments import experiments, get_experiment
+from lawful.experiments.user_data import FileOperatorExperiment
+from lawful.pdes import make_boundary_dataset
+from lawful.training.operator import predict_operator
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "decay_problem.py"
+METHODS = {"FNO", "FNO+overwrite", "BOON"}
+
+
+def _rows(out: Path) -> dict[tuple[str, str], dict]:
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {(row["task"], row["method"]): row for row in metrics["rows"]}
+
+
+@pytest.fixture(scope="module")
+def dirichlet_file(tmp_path_factory) -> Path:
+    """Burgers with per-sample Dirichlet ends, single-step, as a user's HDF5 file."""
+    data = make_boundary_dataset("burgers-dirichlet", 14, 17, torch.Generator().manual_seed(5))
+    path = tmp_path_factory.mktemp("user") / "burgers.h5"
+    with h5py.File(path, "w") as file:
+        file["a"] = data["inputs"].numpy()  # (N, X): the BOON authors' key names
+        file["u"] = data["outputs"].numpy()  # (N, X)
+        file["x"] = data["x"].numpy()
+        file["x_left"] = data["boundary"]["left"].numpy()  # (N,)
+        file["x_right"] = data["boundary"]["right"].numpy()
+    return path
+
+
+def test_train_operator_on_a_users_hdf5_file_holds_boons_walls(dirichlet_file, tmp_path):
+    out = tmp_path / "run"
+    args = [
+        "train-operator",
+        "--data",
+        str(dirichlet_file),
+        "--conditions",
+        "x=dirichlet,dirichlet",
+    ]
+    assert main([*args, "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    rows = _rows(out)
+    assert {method for _, method in rows} == METHODS
+    assert json.loads((out / "metrics.json").read_text())["experiment"] == "burgers"
+    for method in ("BOON", "FNO+overwrite"):
+        assert rows["single-step", method]["boundary_error"] < 1e-6
+    assert rows["single-step", "FNO"]["boundary_error"] > 1e-3  # two epochs miss the ends
+    assert (out / "profiles-single-step.png").stat().st_size > 10_000
+
+    # The held-out samples are the file's own: BOON meets their walls, sample by sample.
+    test = load_dataset(out / "data" / "test.h5")
+    with h5py.File(dirichlet_file) as file:
+        inputs = torch.from_numpy(file["a"][()])
+        left = torch.from_numpy(file["x_left"][()])
+    assert len(test) == 3 and len(load_dataset(out / "data" / "train.h5")) == 11
+    held_out = [int(torch.nonzero((inputs == row).all(1))[0]) for row in test.arrays["inputs"]]
+    torch.testing.assert_close(test.arrays["left"][:, -1], left[held_out], rtol=0, atol=0)
+
+    experiment = FileOperatorExperiment(
+        "burgers", load_operator_samples(dirichlet_file), parse_conditions("dirichlet,dirichlet")
+    )
+    preset = experiment.presets["tiny"]
+    (task,) = experiment.tasks
+    boon = experiment.load_model("BOON", task, preset, out / "models" / task.label / "boon.pt")
+    inputs, _, *ends = operator_tensors(test, multistep=False)  # float32, as in training
+    prediction = predict_operator(boon, [inputs, None, *ends], batch_size=2)  # (N, 1, X)
+    conditions = experiment.conditions.with_values(*(end.double() for end in ends))
+    residuals = boundary_residuals(prediction, conditions, spacing=1 / 16)
+    assert max(float(r.abs().max()) for r in residuals) < 1e-6
+
+
+def test_train_operator_on_a_matlab_file_with_time_and_neumann_ends(tmp_path):
+    data = make_boundary_dataset(
+        "heat-neumann", 10, 17, torch.Generator().manual_seed(2), multistep=True
+    )
+    path = tmp_path / "heat.mat"
+    scipy.io.savemat(
+        path,
+        {
+            "u0": data["inputs"].numpy(),  # (N, X)
+            "sol": data["outputs"].transpose(1, 2).numpy(),  # (N, X, T): time last
+            "t": data["t"].numpy(),
+            "left": data["boundary"]["left"].numpy(),  # (N, T) fluxes u_x
+            "right": data["boundary"]["right"].numpy(),
+        },
+    )
+    out = tmp_path / "run"
+    args = ["train-operator", "--data", str(path), "--conditions", "neumann:2,neumann:2"]
+    assert main([*args, "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    rows = _rows(out)
+    assert set(rows) == {("multi-step", method) for method in METHODS}
+    assert rows["multi-step", "BOON"]["boundary_error"] < 1e-5  # the stencil flux, per frame
+    assert rows["multi-step", "FNO"]["boundary_error"] > 1e-2
+    assert len(json.loads((out / "error_over_time.json").read_text())["multi-step"]["BOON"]) == 25
+
+
+@pytest.mark.parametrize(
+    ("conditions", "message"),
+    [
+        ("dirichlet", "give the two ends as LEFT,RIGHT"),
+        ("dirichlet,robin", "unknown boundary condition 'robin'"),
+        ("y=dirichlet,dirichlet", "only the x axis"),
+        ("neumann:9,dirichlet", "order must be between 1 and 4"),
+        ("periodic,dirichlet", "periodic condition must be on both ends"),
+    ],
+)
+def test_bad_conditions_are_named(dirichlet_file, tmp_path, capsys, conditions, message):
+    args = ["train-operator", "--data", str(dirichlet_file), "--conditions", conditions]
+    assert main([*args, "--preset", "tiny", "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("lawful: error: ") and message in error, error
+
+
+def test_periodic_ends_with_wall_data_are_refused(dirichlet_file, tmp_path, capsys):
+    args = ["train-operator", "--data", str(dirichlet_file), "--conditions", "periodic"]
+    assert main([*args, "--out", str(tmp_path)]) == 1
+    assert "periodic ends take no boundary data" in capsys.readouterr().err
+
+
+def test_a_missing_data_file_is_named(tmp_path, capsys):
+    missing = tmp_path / "nope.h5"
+    args = ["train-operator", "--data", str(missing), "--conditions", "dirichlet,dirichlet"]
+    assert main(args) == 1
+    assert f"{missing}: no such file" in capsys.readouterr().err
+
+
+def test_a_users_pde_and_experiment_from_their_own_file_run_through_lawful_run(tmp_path):
+    out = tmp_path / "decay"
+    args = ["run", "decay", "--plugin", str(EXAMPLE), "--preset", "tiny", "--out", str(out)]
+    assert main([*args, "--no-progress"]) == 0
+    assert "decay" in experiments() and get_experiment("decay").kind.startswith("boundary")
+    rows = _rows(out)
+    assert set(rows) == {(task, m) for task in ("single-step", "multi-step") for m in METHODS}
+    for task in ("single-step", "multi-step"):
+        assert rows[task, "BOON"]["boundary_error"] < 1e-6
+        assert rows[task, "FNO"]["boundary_error"] > 1e-4
+    # The data is the file's exact solution: u = 0 at both ends, decaying modes.
+    train = load_dataset(out / "data" / "train.h5")
+    assert train.problem == "decay" and train.arrays["outputs"].shape == (8, 25, 17)
+    assert float(train.arrays["outputs"][..., [0, -1]].abs().max()) < 1e-15
+    first, last = train.arrays["outputs"][:, 0], train.arrays["outputs"][:, -1]
+    assert bool((last.square().sum(-1) < first.square().sum(-1)).all())
+
+
+def test_plugins_are_named_when_they_cannot_be_loaded(tmp_path, capsys):
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('no such thing')\n")
+    assert main(["list", "--plugin", str(broken)]) == 1
+    assert f"plugin {broken} failed to import: no such thing" in capsys.readouterr().err
+    assert main(["list", "--plugin", str(tmp_path / "missing.py")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_plugins_come_from_the_environment_too(tmp_path, monkeypatch, capsys):
+    plugin = tmp_path / "env_plugin.py"
+    plugin.write_text(EXAMPLE.read_text().replace('"decay"', '"decay-from-env"'))
+    monkeypatch.setenv("LAWFUL_PLUGINS", str(plugin))
+    assert main(["list"]) == 0
+    assert "decay-from-env" in capsys.readouterr().out
