@@ -8,4 +8,4 @@ python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 if ! python -c "import torch" >/dev/null 2>&1; then
     python -m pip install --quiet "torch==2.13.0"
 fi
-python -m pip install --quiet -e ".[test]"
+python -m pip install --quiet -e ".[test,neuralop]"
