@@ -1,6 +1,5 @@
 """Neural operators: Fourier neural operators and their BOON boundary corrections."""
 
-from lawful.operators.benchmark import boon_step_ratio
 from lawful.operators.boon import (
     BoundaryCorrectedFNO,
     BoundaryCorrectedFNO1d,
@@ -17,11 +16,13 @@ from lawful.operators.fno import (
     SpectralConv1d,
     SpectralConv2d,
 )
+from lawful.operators.neuralop import BoundaryCorrectedNeuralopFNO
 
 __all__ = [
     "BoundaryCorrectedFNO",
     "BoundaryCorrectedFNO1d",
     "BoundaryCorrectedFNO2d",
+    "BoundaryCorrectedNeuralopFNO",
     "BoundaryOverwrite",
     "FNO1d",
     "FNO2d",
@@ -29,7 +30,6 @@ __all__ = [
     "FourierNeuralOperator",
     "SpectralConv1d",
     "SpectralConv2d",
-    "boon_step_ratio",
     "boundary_responses",
     "correct_boundary",
 ]

@@ -11,7 +11,7 @@ import torch
 from lawful.beliefs import GaussianBelief
 from lawful.constraints.conservation import LinearConstraint, mass_constraint
 from lawful.constraints.update import condition
-from lawful.operators.benchmark import boon_step_ratio
+from lawful.bench.operators import boon_step_ratio
 
 __all__ = ["format_table", "run_benchmarks"]
 
