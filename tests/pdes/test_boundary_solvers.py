@@ -19,20 +19,27 @@ from lawful.pdes.boundary_problems import (
 )
 from lawful.pdes.burgers1d import (
     cole_hopf_solution,
-    solve_burgers_dirichlet,
+    solve_burgers,
     solve_burgers_periodic,
 )
 from lawful.pdes.heat1d import (
     heat_cosine_solution,
     heat_cosine_solution_flux,
-    solve_heat_neumann,
+    solve_heat,
 )
 from lawful.pdes.random_fields import sample_periodic_gaussian_field
 from lawful.pdes.stokes import stokes_second_problem
-from lawful.pdes.wave1d import solve_wave_neumann, wave_cosine_series
+from lawful.pdes.wave1d import solve_wave, wave_cosine_series
 
 F64 = torch.float64
 REFINEMENTS = (20, 40, 80, 160)  # intervals N of the grid x_0..x_N
+# The solvers take BOON's vocabulary for the kinds of the ends; their data comes per time.
+NEUMANN = BoundaryConditions(Neumann(), Neumann())
+DIRICHLET = BoundaryConditions(Dirichlet(), Dirichlet())
+
+
+def no_flux(t: float) -> Tensor:
+    return torch.zeros((), dtype=F64)
 
 
 def _grid(intervals: int) -> Tensor:
@@ -83,7 +90,7 @@ def test_heat_crank_nicolson_is_second_order(wavenumber, phase):
         def flux_at(end: float):
             return lambda t: heat_cosine_solution_flux(end, t, diffusivity, wavenumber, phase)[None]
 
-        u = solve_heat_neumann(u0, diffusivity, times, flux_at(0.0), flux_at(1.0), 1 / intervals)
+        u = solve_heat(u0, diffusivity, times, NEUMANN, flux_at(0.0), flux_at(1.0), 1 / intervals)
         exact = heat_cosine_solution(x, times, diffusivity, wavenumber, phase)  # (T, X)
         spacings.append(1 / intervals)
         errors.append(float((u[0] - exact).abs().max()))
@@ -97,12 +104,79 @@ def test_heat_batch_equals_one_sample_at_a_time():
     fluxes = torch.tensor([0.0, 1.5], dtype=F64)
 
     def solve(rows: slice) -> Tensor:
-        return solve_heat_neumann(
-            u0[rows], 0.1, times, lambda t: 0 * fluxes[rows], lambda t: t * fluxes[rows], 0.01
+        return solve_heat(
+            u0[rows],
+            0.1,
+            times,
+            NEUMANN,
+            lambda t: 0 * fluxes[rows],
+            lambda t: t * fluxes[rows],
+            0.01,
         )
 
     looped = torch.cat([solve(slice(0, 1)), solve(slice(1, 2))])
     torch.testing.assert_close(solve(slice(None)), looped, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        DIRICHLET,
+        BoundaryConditions(Dirichlet(), Neumann()),
+        BoundaryConditions(Neumann(), Dirichlet()),
+    ],
+    ids=["dirichlet", "dirichlet-neumann", "neumann-dirichlet"],
+)
+def test_heat_is_second_order_with_any_mix_of_dirichlet_and_neumann_ends(conditions):
+    diffusivity, wavenumber, phase = 0.5, 2.5, 0.3
+    times = _times(0.25, 0.5)
+
+    def data_at(end: float, condition):
+        if isinstance(condition, Neumann):
+            return lambda t: heat_cosine_solution_flux(end, t, diffusivity, wavenumber, phase)
+        point = torch.tensor([end], dtype=F64)
+        return lambda t: heat_cosine_solution(point, _times(t), diffusivity, wavenumber, phase)[0]
+
+    spacings, errors = [], []
+    for intervals in REFINEMENTS:
+        x = _grid(intervals)
+        u0 = heat_cosine_solution(x, _times(0.0), diffusivity, wavenumber, phase)  # (1, X)
+        left, right = data_at(0.0, conditions.left), data_at(1.0, conditions.right)
+        u = solve_heat(u0, diffusivity, times, conditions, left, right, 1 / intervals)
+        exact = heat_cosine_solution(x, times, diffusivity, wavenumber, phase)  # (T, X)
+        if isinstance(conditions.left, Dirichlet):  # imposed exactly, not approximated
+            assert torch.equal(u[0, :, 0], exact[:, 0])
+        spacings.append(1 / intervals)
+        errors.append(float((u[0] - exact).abs().max()))
+    assert fitted_order(spacings, errors) == pytest.approx(2.0, abs=0.3)
+
+
+def test_wave_with_dirichlet_ends_matches_the_sine_series_to_second_order():
+    times = _times(0.35, 0.7)
+    spacings, errors = [], []
+    for intervals in REFINEMENTS:
+        x = _grid(intervals)
+        modes = torch.sin(torch.pi * x) - 0.4 * torch.sin(3 * torch.pi * x)  # (X,)
+        u0 = modes[None]  # (1, X); exact: each mode swings at its own frequency
+        exact = (
+            torch.sin(torch.pi * x) * torch.cos(torch.pi * times)[:, None]
+            - 0.4 * torch.sin(3 * torch.pi * x) * torch.cos(3 * torch.pi * times)[:, None]
+        )  # (T, X)
+        u = solve_wave(u0, 1.0, times, DIRICHLET, no_flux, no_flux, max_dt=0.5 / intervals)
+        spacings.append(1 / intervals)
+        errors.append(float((u[0] - exact).abs().max()))
+    assert fitted_order(spacings, errors) == pytest.approx(2.0, abs=0.3)
+
+
+def test_solvers_name_the_ends_they_cannot_take():
+    x, times = _grid(10), _times(0.1)
+    u0 = torch.sin(torch.pi * x)[None]
+    with pytest.raises(ValueError, match="periodic problems have spectral solvers"):
+        solve_heat(
+            u0, 0.1, times, BoundaryConditions(Periodic(), Periodic()), no_flux, no_flux, 0.01
+        )
+    with pytest.raises(ValueError, match="solve_burgers takes Dirichlet ends"):
+        solve_burgers(u0, 0.1, times, NEUMANN, no_flux, no_flux, 0.01)
 
 
 # ----------------------------------------------------------------------------- Burgers
@@ -128,7 +202,7 @@ def test_burgers_dirichlet_is_second_order_with_time_dependent_end_values():
             return lambda t: _dirichlet_exact(_times(end), _times(t))[0]
 
         u0 = _dirichlet_exact(x, _times(0.0))  # (1, X)
-        u = solve_burgers_dirichlet(u0, 0.1, times, value_at(0.0), value_at(1.0), 0.5 / intervals)
+        u = solve_burgers(u0, 0.1, times, DIRICHLET, value_at(0.0), value_at(1.0), 0.5 / intervals)
         exact = _dirichlet_exact(x, times)
         torch.testing.assert_close(u[0, :, 0], exact[:, 0], rtol=0, atol=0)
         spacings.append(1 / intervals)
@@ -177,7 +251,7 @@ def test_wave_leapfrog_is_second_order_against_the_cosine_series():
         x = _grid(intervals)
         u0 = wave_cosine_series(x, _times(0.0), 1.0, amplitudes)[:, 0]  # (batch, X)
         # Courant number 1/2: at exactly 1 leapfrog is exact in 1-D and shows no order.
-        u = solve_wave_neumann(u0, 1.0, times, max_dt=0.5 / intervals)
+        u = solve_wave(u0, 1.0, times, NEUMANN, no_flux, no_flux, max_dt=0.5 / intervals)
         spacings.append(1 / intervals)
         errors.append(float((u - wave_cosine_series(x, times, 1.0, amplitudes)).abs().max()))
     assert fitted_order(spacings, errors) == pytest.approx(2.0, abs=0.3)
@@ -186,7 +260,7 @@ def test_wave_leapfrog_is_second_order_against_the_cosine_series():
 def test_wave_leapfrog_refuses_an_unstable_step():
     x = _grid(10)
     with pytest.raises(ValueError, match="Courant"):
-        solve_wave_neumann(torch.cos(torch.pi * x)[None], 1.0, _times(0.5), max_dt=0.2)
+        solve_wave(torch.cos(torch.pi * x)[None], 1.0, _times(0.5), NEUMANN, no_flux, no_flux, 0.2)
 
 
 # ----------------------------------------------------------------------------- Stokes

@@ -5,22 +5,24 @@ conditions, and the two time steppers the boundary problems share.
   for an optional explicit term (the Burgers flux). Second order in space and time.
 - ``leapfrog``: the central second difference in time for u_tt = c^2 u_xx. Second order.
 
-Neumann ends use a ghost point with the centred flux, ``u_{-1} = u_1 - 2 h g``: the boundary row is
-first-order consistent, but the global error stays second order (tested in
-tests/pdes/test_boundary_solvers.py). Dirichlet ends are not evolved: their value is imposed.
+End conditions are BOON's (lawful.constraints.boundary): a :class:`BoundaryConditions` gives the
+kind of each end, and a function of time gives its data. Neumann ends use a ghost point with the
+centred flux, ``u_{-1} = u_1 - 2 h g`` (whatever stencil order the condition names: that order is
+BOON's, the solver's is 2): the boundary row is first-order consistent, but the global error
+stays second order (tested in tests/pdes/test_boundary_solvers.py). Dirichlet ends are not
+evolved: their value is imposed. Periodic ends have solvers of their own (spectral).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-EndKind = Literal["dirichlet", "neumann"]
+from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Neumann
+
 BoundaryData = Callable[[float], Tensor]
 """Time -> (batch,) boundary data: the value (Dirichlet) or the derivative u_x (Neumann)."""
 
@@ -29,20 +31,11 @@ ExplicitTerm = Callable[[Tensor], Tensor]
 
 __all__ = [
     "BoundaryData",
-    "EndCondition",
     "SecondDerivative",
     "crank_nicolson",
     "leapfrog",
     "uniform_steps",
 ]
-
-
-@dataclass(frozen=True)
-class EndCondition:
-    """The condition at one end of the interval; Neumann data is u_x, not the outward normal."""
-
-    kind: EndKind
-    data: BoundaryData
 
 
 def uniform_steps(times: Tensor, max_dt: float) -> tuple[float, int]:
@@ -70,19 +63,35 @@ def uniform_steps(times: Tensor, max_dt: float) -> tuple[float, int]:
 class SecondDerivative:
     """Central ``u_xx`` on ``num_points`` equally spaced points, closed by two end conditions.
 
+    ``conditions`` give each end's kind (Dirichlet or Neumann; their values are not read),
+    ``left_data(t)`` and ``right_data(t)`` its data at time ``t``, (batch,) each: the value
+    (Dirichlet) or the derivative u_x (Neumann; not the outward normal derivative).
+
     ``apply(u, t) = matrix @ u + forcing(t)``: the matrix holds the stencil, the forcing holds the
     Neumann data entering through the ghost points. Dirichlet rows are zero (those values are
     imposed by ``impose_dirichlet``, not evolved), so ``I - c * matrix`` has identity rows there.
     """
 
     def __init__(
-        self, num_points: int, spacing: float, left: EndCondition, right: EndCondition
+        self,
+        num_points: int,
+        spacing: float,
+        conditions: BoundaryConditions,
+        left_data: BoundaryData,
+        right_data: BoundaryData,
     ) -> None:
         if num_points < 3:
             raise ValueError(f"the stencil needs at least 3 grid points, got {num_points}")
+        for end in (conditions.left, conditions.right):
+            if not isinstance(end, Dirichlet | Neumann):
+                raise ValueError(
+                    f"the finite-difference solvers take Dirichlet or Neumann ends, got "
+                    f"{type(end).__name__}; periodic problems have spectral solvers"
+                )
         self.spacing = spacing
-        self.left = left
-        self.right = right
+        self.left_is_neumann = isinstance(conditions.left, Neumann)
+        self.right_is_neumann = isinstance(conditions.right, Neumann)
+        self.left_data, self.right_data = left_data, right_data
         inverse_h2 = 1.0 / spacing**2
         matrix = torch.zeros(num_points, num_points, dtype=torch.float64)  # (x, x)
         inner = torch.arange(1, num_points - 1)
@@ -90,19 +99,19 @@ class SecondDerivative:
         matrix[inner, inner] = -2 * inverse_h2
         matrix[inner, inner + 1] = inverse_h2
         # Ghost point u_{-1} = u_1 - 2 h g folds into the first row (mirror image at the right end).
-        if left.kind == "neumann":
+        if self.left_is_neumann:
             matrix[0, :2] = torch.tensor([-2.0, 2.0]) * inverse_h2
-        if right.kind == "neumann":
+        if self.right_is_neumann:
             matrix[-1, -2:] = torch.tensor([2.0, -2.0]) * inverse_h2
         self.matrix = matrix
 
     def forcing(self, t: float, like: Tensor) -> Tensor:
         """The Neumann data's share of ``u_xx`` at time ``t``, shaped like ``like`` (batch, x)."""
         forcing = torch.zeros_like(like)
-        if self.left.kind == "neumann":
-            forcing[:, 0] = -2 * self.left.data(t) / self.spacing
-        if self.right.kind == "neumann":
-            forcing[:, -1] = 2 * self.right.data(t) / self.spacing
+        if self.left_is_neumann:
+            forcing[:, 0] = -2 * self.left_data(t) / self.spacing
+        if self.right_is_neumann:
+            forcing[:, -1] = 2 * self.right_data(t) / self.spacing
         return forcing
 
     def apply(self, u: Tensor, t: float) -> Tensor:
@@ -112,10 +121,10 @@ class SecondDerivative:
     def impose_dirichlet(self, u: Tensor, t: float) -> Tensor:
         """A copy of ``u`` (batch, x) with the Dirichlet values at time ``t`` at those ends."""
         u = u.clone()
-        if self.left.kind == "dirichlet":
-            u[:, 0] = self.left.data(t)
-        if self.right.kind == "dirichlet":
-            u[:, -1] = self.right.data(t)
+        if not self.left_is_neumann:
+            u[:, 0] = self.left_data(t)
+        if not self.right_is_neumann:
+            u[:, -1] = self.right_data(t)
         return u
 
 

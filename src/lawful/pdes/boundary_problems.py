@@ -33,8 +33,8 @@ import torch
 from torch import Tensor
 
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Neumann, Periodic
-from lawful.pdes.burgers1d import solve_burgers_dirichlet, solve_burgers_periodic
-from lawful.pdes.heat1d import solve_heat_neumann
+from lawful.pdes.burgers1d import solve_burgers, solve_burgers_periodic
+from lawful.pdes.heat1d import solve_heat
 from lawful.pdes.random_fields import sample_periodic_gaussian_field
 from lawful.pdes.stokes import stokes_second_problem
 from lawful.pdes.wave1d import wave_cosine_series
@@ -45,6 +45,12 @@ NUM_FRAMES = 25
 NEUMANN_STENCIL_ORDER = 2
 """Order of the one-sided stencil of every Neumann end: that of the second-order solvers, so the
 data obeys it to O(h^2)."""
+
+# Neumann ends (data: the flux u_x per sample and time) and Dirichlet ends (data: the value).
+_INSULATED = BoundaryConditions(
+    Neumann(0.0, order=NEUMANN_STENCIL_ORDER), Neumann(0.0, order=NEUMANN_STENCIL_ORDER)
+)
+_HELD = BoundaryConditions(Dirichlet(), Dirichlet())
 
 # Courant number |u| dt / h for the explicit Burgers flux: AB2 and ETDRK4 are both stable below it.
 _BURGERS_COURANT = 0.5
@@ -163,8 +169,8 @@ def _sample_heat(
             (num_samples,), flux_amplitude * math.sin(math.pi * t), dtype=torch.float64
         )
 
-    frames = solve_heat_neumann(
-        initial, diffusivity, times, left_flux, right_flux, max_dt=float(x[1] - x[0])
+    frames = solve_heat(
+        initial, diffusivity, times, _INSULATED, left_flux, right_flux, max_dt=float(x[1] - x[0])
     )
     left, right = (
         torch.stack([flux(t) for t in times.tolist()], dim=1) for flux in (left_flux, right_flux)
@@ -206,10 +212,11 @@ def _sample_burgers_dirichlet(
     linear = left_value[:, None] + (right_value - left_value)[:, None] * x  # (batch, X)
     initial = linear + coefficients @ torch.sin(torch.pi * mode[:, None] * x)  # (batch, X)
     initial[:, 0], initial[:, -1] = left_value, right_value  # sin(m pi) is 1e-16, not 0
-    frames = solve_burgers_dirichlet(
+    frames = solve_burgers(
         initial,
         viscosity,
         times,
+        _HELD,
         lambda t: left_value,
         lambda t: right_value,
         max_dt=_burgers_max_dt(initial, x),
@@ -285,21 +292,19 @@ def _sample_wave(
     return Solution(initial, frames, no_flux, no_flux.clone(), {})
 
 
-_NEUMANN = Neumann(0.0, order=NEUMANN_STENCIL_ORDER)
-
 BOUNDARY_PROBLEMS: dict[str, BoundaryProblem] = {
     problem.name: problem
     for problem in (
         BoundaryProblem(
             "heat-neumann",
-            BoundaryConditions(_NEUMANN, _NEUMANN),
+            _INSULATED,
             frame_spacing=0.02,
             sample=_sample_heat,
             mass_change=_heat_mass_change,
         ),
         BoundaryProblem(
             "burgers-dirichlet",
-            BoundaryConditions(Dirichlet(), Dirichlet()),
+            _HELD,
             frame_spacing=0.04,
             sample=_sample_burgers_dirichlet,
         ),
@@ -318,7 +323,7 @@ BOUNDARY_PROBLEMS: dict[str, BoundaryProblem] = {
         ),
         BoundaryProblem(
             "wave",
-            BoundaryConditions(_NEUMANN, _NEUMANN),
+            _INSULATED,
             frame_spacing=0.04,
             sample=_sample_wave,
             mass_change=_no_mass_change,  # at rest, insulated ends: d^2U/dt^2 = 0, U'(0) = 0

@@ -1,8 +1,9 @@
 """Viscous Burgers ``u_t + (u^2 / 2)_x = nu u_xx`` on [0, 1]: Dirichlet and periodic solvers and
 the Cole–Hopf exact solutions they are tested against.
 
-- ``solve_burgers_dirichlet``: central differences in space (flux form), Crank–Nicolson for the
-  viscous term, AB2 for the flux; second order in space and time. Time-dependent end values.
+- ``solve_burgers``: central differences in space (flux form), Crank–Nicolson for the viscous
+  term, AB2 for the flux; second order in space and time. Dirichlet ends (BOON's
+  :class:`~lawful.constraints.boundary.Dirichlet`) with time-dependent values.
 - ``solve_burgers_periodic``: Fourier pseudo-spectral in space with the 2/3 dealiasing rule,
   ETDRK4 in time (Cox & Matthews 2002, with the contour-integral coefficients of Kassam &
   Trefethen 2005); spectral in space, fourth order in time.
@@ -15,34 +16,41 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from lawful.constraints.boundary import BoundaryConditions, Dirichlet
 from lawful.pdes._method_of_lines import (
     BoundaryData,
-    EndCondition,
     SecondDerivative,
     crank_nicolson,
     uniform_steps,
 )
 
-__all__ = ["cole_hopf_solution", "solve_burgers_dirichlet", "solve_burgers_periodic"]
+__all__ = ["cole_hopf_solution", "solve_burgers", "solve_burgers_periodic"]
 
 # Points on the unit circle for the ETDRK4 coefficients; 32 makes them exact to rounding.
 _CONTOUR_POINTS = 32
 
 
-def solve_burgers_dirichlet(
+def solve_burgers(
     u0: Tensor,
     viscosity: float,
     times: Tensor,
+    conditions: BoundaryConditions,
     left_value: BoundaryData,
     right_value: BoundaryData,
     max_dt: float,
 ) -> Tensor:
-    """Solve Burgers with ``u(0, t) = left_value(t)``, ``u(1, t) = right_value(t)``.
+    """Solve Burgers with Dirichlet ``conditions``: ``u(0, t) = left_value(t)``,
+    ``u(1, t) = right_value(t)``, (batch,) each.
 
     ``u0`` (batch, x) lives on the uniform grid x_0 = 0 .. x_N = 1. Returns u at ``times`` (T,),
     equally spaced multiples of ``times[0]``, as (batch, T, x), in float64. The flux is explicit:
-    keep ``max(|u|) * max_dt / h`` below about 1/2.
+    keep ``max(|u|) * max_dt / h`` below about 1/2. Periodic ends: :func:`solve_burgers_periodic`.
     """
+    if not (isinstance(conditions.left, Dirichlet) and isinstance(conditions.right, Dirichlet)):
+        raise ValueError(
+            "solve_burgers takes Dirichlet ends (the explicit flux is not evolved at an end); got "
+            f"{type(conditions.left).__name__} and {type(conditions.right).__name__}"
+        )
     num_points = u0.shape[-1]
     spacing = 1.0 / (num_points - 1)
 
@@ -52,12 +60,7 @@ def solve_burgers_dirichlet(
         rate[:, 1:-1] = -(flux[:, 2:] - flux[:, :-2]) / (2 * spacing)
         return rate
 
-    second_derivative = SecondDerivative(
-        num_points,
-        spacing,
-        EndCondition("dirichlet", left_value),
-        EndCondition("dirichlet", right_value),
-    )
+    second_derivative = SecondDerivative(num_points, spacing, conditions, left_value, right_value)
     return crank_nicolson(
         u0, second_derivative, viscosity, times, max_dt, explicit_term=minus_flux_derivative
     )

@@ -1,7 +1,7 @@
-"""The 1-D heat equation ``u_t = k u_xx`` on [0, 1] with Neumann (flux) data at both ends.
+"""The 1-D heat equation ``u_t = k u_xx`` on [0, 1] with Dirichlet or Neumann data at each end.
 
-Solver: Crank–Nicolson with ghost-point Neumann ends, second order in space and time
-(order tested against ``heat_cosine_solution`` in tests/pdes/test_boundary_solvers.py).
+Solver: Crank–Nicolson, ghost-point Neumann ends, second order in space and time (order tested
+against ``heat_cosine_solution`` in tests/pdes/test_boundary_solvers.py).
 """
 
 from __future__ import annotations
@@ -9,35 +9,29 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lawful.pdes._method_of_lines import (
-    BoundaryData,
-    EndCondition,
-    SecondDerivative,
-    crank_nicolson,
-)
+from lawful.constraints.boundary import BoundaryConditions
+from lawful.pdes._method_of_lines import BoundaryData, SecondDerivative, crank_nicolson
 
-__all__ = ["heat_cosine_solution", "heat_cosine_solution_flux", "solve_heat_neumann"]
+__all__ = ["heat_cosine_solution", "heat_cosine_solution_flux", "solve_heat"]
 
 
-def solve_heat_neumann(
+def solve_heat(
     u0: Tensor,
     diffusivity: float,
     times: Tensor,
-    left_flux: BoundaryData,
-    right_flux: BoundaryData,
+    conditions: BoundaryConditions,
+    left_data: BoundaryData,
+    right_data: BoundaryData,
     max_dt: float,
 ) -> Tensor:
-    """Solve ``u_t = k u_xx``, ``u_x(0, t) = left_flux(t)``, ``u_x(1, t) = right_flux(t)``.
+    """Solve ``u_t = k u_xx`` with the end ``conditions`` (Dirichlet or Neumann, BOON's classes)
+    and their data ``left_data(t)``, ``right_data(t)``: the value or the flux ``u_x``, (batch,).
 
-    ``u0`` (batch, x) lives on the uniform grid x_0 = 0 .. x_N = 1; each flux maps a time to a
-    (batch,) tensor. Returns u at ``times`` (T,), equally spaced multiples of ``times[0]``, as
-    (batch, T, x), in float64.
+    ``u0`` (batch, x) lives on the uniform grid x_0 = 0 .. x_N = 1. Returns u at ``times`` (T,),
+    equally spaced multiples of ``times[0]``, as (batch, T, x), in float64.
     """
     second_derivative = SecondDerivative(
-        u0.shape[-1],
-        1.0 / (u0.shape[-1] - 1),
-        EndCondition("neumann", left_flux),
-        EndCondition("neumann", right_flux),
+        u0.shape[-1], 1.0 / (u0.shape[-1] - 1), conditions, left_data, right_data
     )
     return crank_nicolson(u0, second_derivative, diffusivity, times, max_dt)
 

@@ -1,7 +1,8 @@
-"""The 1-D wave equation ``u_tt = c^2 u_xx`` on [0, 1] with ``u_x = 0`` at both ends, from rest.
+"""The 1-D wave equation ``u_tt = c^2 u_xx`` on [0, 1] from rest, Dirichlet or Neumann ends.
 
-Exact: ``u = sum_n a_n cos(n pi x) cos(c n pi t)`` (each cosine mode satisfies the Neumann ends).
-Numerical: leapfrog with ghost-point Neumann ends, second order in space and time.
+Exact, with ``u_x = 0`` at both ends: ``u = sum_n a_n cos(n pi x) cos(c n pi t)`` (each cosine
+mode satisfies the Neumann ends). Numerical: leapfrog with ghost-point Neumann ends, second
+order in space and time.
 """
 
 from __future__ import annotations
@@ -9,28 +10,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lawful.pdes._method_of_lines import EndCondition, SecondDerivative, leapfrog
+from lawful.constraints.boundary import BoundaryConditions
+from lawful.pdes._method_of_lines import BoundaryData, SecondDerivative, leapfrog
 
-__all__ = ["solve_wave_neumann", "wave_cosine_series"]
+__all__ = ["solve_wave", "wave_cosine_series"]
 
 
-def solve_wave_neumann(u0: Tensor, wave_speed: float, times: Tensor, max_dt: float) -> Tensor:
-    """Leapfrog for the wave equation with ``u_x = 0`` at both ends and zero initial velocity.
+def solve_wave(
+    u0: Tensor,
+    wave_speed: float,
+    times: Tensor,
+    conditions: BoundaryConditions,
+    left_data: BoundaryData,
+    right_data: BoundaryData,
+    max_dt: float,
+) -> Tensor:
+    """Leapfrog for the wave equation from rest at ``u0`` with the end ``conditions``
+    (Dirichlet or Neumann, BOON's classes) and their data ``left_data(t)``, ``right_data(t)``.
 
     ``u0`` (batch, x) lives on the uniform grid x_0 = 0 .. x_N = 1. Returns u at ``times`` (T,),
     equally spaced multiples of ``times[0]``, as (batch, T, x), in float64. Needs
     ``wave_speed * max_dt <= h``.
     """
-    num_points = u0.shape[-1]
-
-    def no_flux(_: float) -> Tensor:
-        return torch.zeros(u0.shape[0], dtype=torch.float64)
-
     second_derivative = SecondDerivative(
-        num_points,
-        1.0 / (num_points - 1),
-        EndCondition("neumann", no_flux),
-        EndCondition("neumann", no_flux),
+        u0.shape[-1], 1.0 / (u0.shape[-1] - 1), conditions, left_data, right_data
     )
     return leapfrog(u0, second_derivative, wave_speed, times, max_dt)
 
