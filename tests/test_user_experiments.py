@@ -15,9 +15,9 @@ from lawful.constraints.parsing import parse_conditions
 from lawful.data.operator_data import operator_tensors
 from lawful.data.store import load_dataset
 from lawful.data.user_files import load_operator_samples
-from lawful.experiments import experiments, get_experiment
+from lawful.experiments import BoundaryExperiment, RunSettings, Task, experiments, get_experiment
 from lawful.experiments.user_data import FileOperatorExperiment
-from lawful.pdes import make_boundary_dataset
+from lawful.pdes import get_problem, make_boundary_dataset
 from lawful.training.operator import predict_operator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "decay_problem.py"
@@ -171,3 +171,17 @@ def test_plugins_come_from_the_environment_too(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LAWFUL_PLUGINS", str(plugin))
     assert main(["list"]) == 0
     assert "decay-from-env" in capsys.readouterr().out
+
+
+def test_a_conservation_problem_drives_the_boon_experiment_through_the_one_catalogue(tmp_path):
+    """Stefan (a conservation problem, Dirichlet ends: 1 at the left, 0 at the right) trained
+    with the FNO, the overwritten FNO and BOON: the same Problem shape feeds both halves."""
+    stefan = BoundaryExperiment("stefan-boon", get_problem("stefan"), (Task("single-step"),))
+    metrics = stefan.run(RunSettings(tmp_path, "tiny", progress=False))
+    rows = {row["method"]: row for row in metrics["rows"]}
+    assert set(rows) == METHODS
+    assert rows["BOON"]["boundary_error"] < 1e-6
+    assert rows["FNO"]["boundary_error"] > 1e-3
+    train = load_dataset(tmp_path / "data" / "train.h5")
+    assert train.param_names == ("p_star",)
+    torch.testing.assert_close(train.arrays["left"], torch.ones_like(train.arrays["left"]))

@@ -37,7 +37,8 @@ from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import boundary_error, neumann_flux_error, relative_l2, summarize
 from lawful.operators.boon import BoundaryCorrectedFNO, BoundaryOverwrite
 from lawful.operators.fno import FourierNeuralOperator
-from lawful.pdes.boundary_problems import BOUNDARY_PROBLEMS, BoundaryProblem, make_boundary_dataset
+from lawful.pdes.boundary_problems import BOUNDARY_PROBLEMS, make_boundary_dataset
+from lawful.pdes.problem import Problem
 from lawful.plots import (
     plot_error_over_time,
     plot_neumann_ends,
@@ -217,7 +218,7 @@ class BoundaryExperiment:
     def __init__(
         self,
         name: str,
-        problem: BoundaryProblem | None,
+        problem: Problem | None,
         tasks: tuple[Task, ...],
         presets: Mapping[str, BoundaryPreset] = PRESETS,
         methods: Mapping[str, OperatorMethod] = METHODS,
@@ -233,9 +234,12 @@ class BoundaryExperiment:
     @property
     def conditions(self) -> BoundaryConditions:
         """The problem's conditions along x of the task's field: ``(batch, 1, x[, t])``."""
-        if self.problem is None:
-            raise ValueError(f"experiment {self.name!r} has no problem to take conditions from")
-        return replace(self.problem.conditions, axis=2)  # x is axis 2 of (batch, channels, x..)
+        conditions = None if self.problem is None else self.problem.conditions
+        if conditions is None:
+            raise ValueError(
+                f"experiment {self.name!r} needs a problem with conditions at both ends of x"
+            )
+        return replace(conditions, axis=2)  # x is axis 2 of (batch, channels, x..)
 
     # ------------------------------------------------------------------------------ data
 

@@ -125,7 +125,7 @@ class EnsembleExperiment:
         base: BoundaryExperiment,
         presets: dict[str, EnsemblePreset] = PRESETS,
     ) -> None:
-        if base.problem is None or base.problem.mass_change is None:
+        if getattr(base.problem, "mass_change", None) is None:
             raise ValueError(
                 f"experiment {name!r}: the problem of {base.name!r} has no known mass change, "
                 "so there is no conservation constraint to condition on"
@@ -215,8 +215,7 @@ class EnsembleExperiment:
         conditions = self.base.conditions
         if test.ends:
             conditions = conditions.with_values(*test.ends)  # (N, F) per end
-        assert self.base.problem is not None and self.base.problem.mass_change is not None
-        mass_change = self.base.problem.mass_change  # checked in __init__
+        mass_change = self.base.problem.mass_change  # not None: checked in __init__
         initial_mass = test.initial @ trapezoid_weights(x)  # (N,)
         true_mass = initial_mass[:, None] + mass_change(test.times, **test.options)  # (N, F)
         constraint = stack_constraints(

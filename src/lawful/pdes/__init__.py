@@ -1,14 +1,15 @@
 """PDE problems: parameters -> exact or numerical solutions, domains, conserved quantities and
-boundary conditions."""
+boundary conditions.
+
+One catalogue, :data:`PROBLEMS`: the conservation problems (exact solutions and masses) and the
+boundary problems (samplers over our solvers), every entry a :class:`Problem`.
+"""
 
 from lawful.pdes.boundary_problems import (
     BOUNDARY_PROBLEMS,
     NEUMANN_STENCIL_ORDER,
-    NUM_FRAMES,
     BoundaryDataset,
     BoundaryProblem,
-    Sampler,
-    Solution,
     make_boundary_dataset,
 )
 from lawful.pdes.conservation import (
@@ -22,12 +23,25 @@ from lawful.pdes.conservation import (
     get_conservation_problem,
     stefan_similarity_root,
 )
+from lawful.pdes.problem import NUM_FRAMES, Problem, Sampler, Solution
+
+PROBLEMS: dict[str, Problem] = {**CONSERVATION_PROBLEMS, **BOUNDARY_PROBLEMS}
+"""Every problem of the catalogue by name (the names of the two kinds do not clash)."""
+
+
+def get_problem(name: str) -> Problem:
+    """The catalogue's problem called ``name``."""
+    if name not in PROBLEMS:
+        raise ValueError(f"unknown problem {name!r}; choose one of {sorted(PROBLEMS)}")
+    return PROBLEMS[name]
+
 
 __all__ = [
     "BOUNDARY_PROBLEMS",
     "CONSERVATION_PROBLEMS",
     "NEUMANN_STENCIL_ORDER",
     "NUM_FRAMES",
+    "PROBLEMS",
     "AdvectionProblem",
     "BoundaryDataset",
     "BoundaryProblem",
@@ -35,10 +49,12 @@ __all__ = [
     "ConservationProblem",
     "HeatProblem",
     "PorousMediumProblem",
+    "Problem",
     "Sampler",
     "Solution",
     "StefanProblem",
     "get_conservation_problem",
+    "get_problem",
     "make_boundary_dataset",
     "stefan_similarity_root",
 ]

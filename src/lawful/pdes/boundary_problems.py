@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, TypedDict
+from typing import TypedDict
 
 import torch
 from torch import Tensor
@@ -35,12 +35,10 @@ from torch import Tensor
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Neumann, Periodic
 from lawful.pdes.burgers1d import solve_burgers, solve_burgers_periodic
 from lawful.pdes.heat1d import solve_heat
+from lawful.pdes.problem import NUM_FRAMES, Problem, Sampler, Solution
 from lawful.pdes.random_fields import sample_periodic_gaussian_field
 from lawful.pdes.stokes import stokes_second_problem
 from lawful.pdes.wave1d import wave_cosine_series
-
-NUM_FRAMES = 25
-"""Output frames of our problems' multi-step datasets; a single-step dataset keeps the last."""
 
 NEUMANN_STENCIL_ORDER = 2
 """Order of the one-sided stencil of every Neumann end: that of the second-order solvers, so the
@@ -58,11 +56,8 @@ _BURGERS_COURANT = 0.5
 __all__ = [
     "BOUNDARY_PROBLEMS",
     "NEUMANN_STENCIL_ORDER",
-    "NUM_FRAMES",
     "BoundaryDataset",
     "BoundaryProblem",
-    "Sampler",
-    "Solution",
     "make_boundary_dataset",
 ]
 
@@ -77,28 +72,8 @@ class BoundaryDataset(TypedDict):
     x: Tensor  # (X,)
     t: Tensor  # () or (T,)
     boundary: dict[str, Tensor | None]  # "left", "right": (batch,) or (batch, T); None if periodic
-    conditions: BoundaryConditions  # kinds of the ends along x; data in ``boundary``
+    conditions: BoundaryConditions | None  # kinds of the ends along x; data in ``boundary``
     parameters: dict[str, Tensor]  # per-sample problem parameters, each (batch,)
-
-
-class Solution(NamedTuple):
-    """What a problem's sampler returns, always with the time axis; float64 throughout.
-
-    ``left``/``right``: the boundary data at each end and output time (the Dirichlet value or
-    the Neumann flux ``u_x``), ``None`` for periodic ends.
-    """
-
-    initial: Tensor  # (batch, X)
-    frames: Tensor  # (batch, T, X)
-    left: Tensor | None  # (batch, T)
-    right: Tensor | None  # (batch, T)
-    parameters: dict[str, Tensor]  # each (batch,)
-
-
-Sampler = Callable[..., Solution]
-"""(num_samples, x (X,), times (T,), generator, **problem options) -> Solution.
-
-Deterministic given the generator; options have defaults (e.g. ``viscosity=0.1``)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +96,7 @@ class BoundaryProblem:
     sample: Sampler
     mass_change: Callable[..., Tensor] | None = None
     num_frames: int = NUM_FRAMES
+    x_domain: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.frame_spacing <= 0 or self.num_frames < 1:
@@ -333,15 +309,16 @@ BOUNDARY_PROBLEMS: dict[str, BoundaryProblem] = {
 
 
 def make_boundary_dataset(
-    problem: str | BoundaryProblem,
+    problem: str | Problem,
     num_samples: int,
     resolution: int,
     generator: torch.Generator,
     multistep: bool = False,
     **options: float,
 ) -> BoundaryDataset:
-    """Sample ``num_samples`` solutions of ``problem`` (one of ours by name, or a user's) on
-    ``resolution`` grid points.
+    """Sample ``num_samples`` solutions of ``problem`` (a boundary problem of ours by name, or
+    any :class:`~lawful.pdes.problem.Problem`: a conservation problem, a user's) on ``resolution``
+    grid points spanning its ``x_domain``, both ends included.
 
     ``options`` override a problem's parameters, e.g. ``viscosity=0.001`` for ``stokes``.
     Deterministic given ``generator``.
@@ -356,7 +333,7 @@ def make_boundary_dataset(
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     if resolution < 4:
         raise ValueError(f"resolution must be at least 4 grid points, got {resolution}")
-    x = torch.linspace(0.0, 1.0, resolution, dtype=torch.float64)  # (X,)
+    x = torch.linspace(*problem.x_domain, resolution, dtype=torch.float64)  # (X,)
     times = problem.times()  # (T,)
     solution = problem.sample(num_samples, x, times, generator, **options)
     # Single-step data is the last frame: the same solve, so both kinds agree where they overlap.

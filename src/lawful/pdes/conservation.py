@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Periodic
+from lawful.pdes.problem import NUM_FRAMES, Solution
+
 __all__ = [
     "CONSERVATION_PROBLEMS",
     "AdvectionProblem",
@@ -122,6 +125,35 @@ class ConservationProblem(ABC):
         low, high = self.param_range
         return low + (high - low) * torch.rand(n, generator=generator, dtype=dtype)
 
+    @property
+    def conditions(self) -> BoundaryConditions | None:
+        """The kinds of the ends of x (:class:`~lawful.pdes.problem.Problem`); ``None`` where an
+        end is an outflow end and carries no condition."""
+        return None
+
+    def times(self) -> Tensor:
+        """``NUM_FRAMES`` equally spaced output times after the start of ``t_domain``: (T,)."""
+        low, high = self.t_domain
+        steps = torch.arange(1, NUM_FRAMES + 1, dtype=torch.float64) / NUM_FRAMES  # (T,)
+        return low + (high - low) * steps
+
+    def sample(
+        self, num_samples: int, x: Tensor, times: Tensor, generator: torch.Generator, **options
+    ) -> Solution:
+        """Exact solutions for ``num_samples`` parameters drawn from ``param_range``, on ``x``
+        (X,) at ``times`` (T,); the boundary data is the solution at the ends (none if periodic).
+
+        The family has one parameter and no options: any are an error.
+        """
+        if options:
+            raise ValueError(f"{self.name} takes no sampler options, got {sorted(options)}")
+        params = self.sample_params(num_samples, generator)  # (B,)
+        frames = self.solution(params[:, None, None], times[None, :, None], x)  # (B, T, X)
+        initial = self.solution(params[:, None], self.t_domain[0], x)  # (B, X)
+        periodic = self.conditions is not None and self.conditions.is_periodic
+        left, right = (None, None) if periodic else (frames[..., 0], frames[..., -1])
+        return Solution(initial, frames, left, right, {self.param_name: params})
+
     def _clip_to_domain(self, position: Tensor) -> Tensor:
         return position.clamp(*self.x_domain)
 
@@ -140,6 +172,10 @@ class HeatProblem(ConservationProblem):
     param_range: tuple[float, float] = (1.0, 5.0)
     test_params: tuple[float, ...] = (1.0, 5.0)
     t_star: float = 0.5
+
+    @property
+    def conditions(self) -> BoundaryConditions:
+        return BoundaryConditions(Periodic(), Periodic())
 
     def solution(self, param: Tensor | float, t: Tensor | float, x: Tensor | float) -> Tensor:
         k, t, x = _broadcast(param, t, x)
@@ -170,6 +206,10 @@ class PorousMediumProblem(ConservationProblem):
     param_range: tuple[float, float] = (1.0, 6.0)
     test_params: tuple[float, ...] = (1.0, 3.0, 6.0)
     t_star: float = 0.5
+
+    @property
+    def conditions(self) -> BoundaryConditions:
+        return BoundaryConditions(Dirichlet(), Dirichlet())  # (m t)^(1/m) at 0; 0 at 1
 
     def solution(self, param: Tensor | float, t: Tensor | float, x: Tensor | float) -> Tensor:
         m, t, x = _broadcast(param, t, x)
@@ -251,6 +291,10 @@ class StefanProblem(ConservationProblem):
     param_range: tuple[float, float] = (0.55, 0.7)
     test_params: tuple[float, ...] = (0.5, 0.6)
     t_star: float = 0.05
+
+    @property
+    def conditions(self) -> BoundaryConditions:
+        return BoundaryConditions(Dirichlet(), Dirichlet())  # 1 at 0; 0 at 1 (front inside)
 
     def solution(self, param: Tensor | float, t: Tensor | float, x: Tensor | float) -> Tensor:
         p_star, z1, t, x = _broadcast(*self._root(param, t, x), t, x)
