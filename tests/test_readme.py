@@ -26,4 +26,4 @@ def test_every_python_block_runs_as_written(index, tmp_path, monkeypatch):
 
 
 def test_the_plugin_example_is_the_tested_file():
-    assert PLUGIN == [(ROOT / "examples" / "decay_problem.py").read_text()]
+    assert [(ROOT / "examples" / "decay_problem.py").read_text()] == PLUGIN

@@ -10,8 +10,8 @@ from torch import Tensor
 from conftest import fitted_order
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet, Neumann, Periodic
 from lawful.constraints.quadrature import trapezoid_weights
-from lawful.pdes._method_of_lines import uniform_steps
 from lawful.pdes import NUM_FRAMES
+from lawful.pdes._method_of_lines import uniform_steps
 from lawful.pdes.boundary_problems import (
     BOUNDARY_PROBLEMS,
     NEUMANN_STENCIL_ORDER,

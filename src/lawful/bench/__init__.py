@@ -9,9 +9,9 @@ from collections.abc import Callable
 import torch
 
 from lawful.beliefs import GaussianBelief
+from lawful.bench.operators import boon_step_ratio
 from lawful.constraints.conservation import LinearConstraint, mass_constraint
 from lawful.constraints.update import condition
-from lawful.bench.operators import boon_step_ratio
 
 __all__ = ["format_table", "run_benchmarks"]
 

@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from lawful.constraints.boundary import BoundaryConditions, Neumann
 from lawful.data.operator_data import operator_tensors
 from lawful.data.store import StoredDataset, load_dataset, save_dataset
-from lawful.experiments._runs import record_settings
-from lawful.experiments.registry import RunSettings, register, select_preset
+from lawful.experiments._runs import begin_run
+from lawful.experiments.registry import RunSettings, register
 from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import boundary_error, neumann_flux_error, relative_l2, summarize
 from lawful.operators.boon import BoundaryCorrectedFNO, BoundaryOverwrite
@@ -405,14 +405,8 @@ class BoundaryExperiment:
     def run(self, settings: RunSettings) -> dict | None:
         """The whole job; returns the ``metrics.json`` content (``None`` where it did not
         evaluate, or on processes other than the main one of a data-parallel run)."""
-        if settings.reference is not None:
-            raise ValueError(
-                f"--reference is not supported for the boundary experiment {self.name!r}: there "
-                "are no published checkpoints for it; run without --reference to train"
-            )
-        preset = select_preset(self, settings.preset)
+        preset = begin_run(self, settings)
         out, log = settings.out, settings.log
-        record_settings(out, self.name, settings.preset, preset, settings.seed)
         data_folder, model_folder = out / "data", out / "models"
         # Every stage needs the data; files already there are kept, missing ones are written.
         log(f"{self.name} data in {data_folder}")

@@ -31,9 +31,9 @@ from lawful.constraints.quadrature import trapezoid_weights
 from lawful.constraints.update import condition
 from lawful.data.operator_data import operator_tensors
 from lawful.experiments import boundary
-from lawful.experiments._runs import record_settings
+from lawful.experiments._runs import begin_run
 from lawful.experiments.boundary import BoundaryExperiment, Task
-from lawful.experiments.registry import RunSettings, register, select_preset
+from lawful.experiments.registry import RunSettings, register
 from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import (
     boundary_error,
@@ -259,14 +259,8 @@ class EnsembleExperiment:
 
     def run(self, settings: RunSettings) -> dict | None:
         """The whole job for one composed experiment; returns the ``metrics.json`` content."""
-        if settings.reference is not None:
-            raise ValueError(
-                f"--reference is not supported for {self.name!r}: there are no published "
-                "checkpoints for it; run without --reference to train"
-            )
-        preset = select_preset(self, settings.preset)
+        preset = begin_run(self, settings)
         out, log = settings.out, settings.log
-        record_settings(out, self.name, settings.preset, preset, settings.seed)
         data_folder, model_folder = out / "data", out / "models"
         # Every stage needs the data; files already there are kept, missing ones are written.
         log(f"{self.base.name} data in {data_folder}")

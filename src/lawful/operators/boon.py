@@ -53,6 +53,7 @@ __all__ = [
     "BoundaryCorrectedFNO1d",
     "BoundaryCorrectedFNO2d",
     "BoundaryOverwrite",
+    "CorrectedOperator",
     "boundary_responses",
     "correct_boundary",
 ]
@@ -233,7 +234,29 @@ def _identity(v: Tensor) -> Tensor:
     return v
 
 
-class BoundaryCorrectedFNO(nn.Module):
+class CorrectedOperator(nn.Module):
+    """What every boundary-corrected operator answers: its output, or the output of each
+    corrected layer, for this batch's boundary data; subclasses implement ``_run``."""
+
+    def forward(
+        self, x: Tensor, left: BoundaryValue | None = None, right: BoundaryValue | None = None
+    ) -> Tensor:
+        return self._run(x, left, right, keep_states=False)[0]
+
+    def hidden_states(
+        self, x: Tensor, left: BoundaryValue | None = None, right: BoundaryValue | None = None
+    ) -> list[Tensor]:
+        """The output of each corrected layer (after its activation), padding cropped."""
+        return self._run(x, left, right, keep_states=True)[1]
+
+    def _run(
+        self, x: Tensor, left: BoundaryValue | None, right: BoundaryValue | None, keep_states: bool
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The output, and the hidden states when ``keep_states`` (else an empty list)."""
+        raise NotImplementedError
+
+
+class BoundaryCorrectedFNO(CorrectedOperator):
     """An FNO whose every Fourier layer, and output, satisfies ``conditions`` exactly.
 
     The conditions give the kinds of condition and default boundary data; ``forward(x, left,
@@ -262,17 +285,6 @@ class BoundaryCorrectedFNO(nn.Module):
                 f"constrain; pick another axis than {conditions.axis} or use padding=0"
             )
         self.fno, self.conditions, self.pivot_tolerance = fno, conditions, pivot_tolerance
-
-    def forward(
-        self, x: Tensor, left: BoundaryValue | None = None, right: BoundaryValue | None = None
-    ) -> Tensor:
-        return self._run(x, left, right, keep_states=False)[0]
-
-    def hidden_states(
-        self, x: Tensor, left: BoundaryValue | None = None, right: BoundaryValue | None = None
-    ) -> list[Tensor]:
-        """The output of each corrected Fourier layer (after its activation), padding cropped."""
-        return self._run(x, left, right, keep_states=True)[1]
 
     def _run(
         self, x: Tensor, left: BoundaryValue | None, right: BoundaryValue | None, keep_states: bool

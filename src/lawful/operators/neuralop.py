@@ -20,7 +20,12 @@ from lawful.constraints.boundary import (
     BoundaryValue,
     apply_boundary_conditions,
 )
-from lawful.operators.boon import DEFAULT_PIVOT_TOLERANCE, boundary_responses, correct_boundary
+from lawful.operators.boon import (
+    DEFAULT_PIVOT_TOLERANCE,
+    CorrectedOperator,
+    boundary_responses,
+    correct_boundary,
+)
 
 if TYPE_CHECKING:
     from neuralop.models import FNO
@@ -65,7 +70,7 @@ def _edge_extended(value: BoundaryValue, padding: tuple[int, ...]) -> BoundaryVa
     return value
 
 
-class BoundaryCorrectedNeuralopFNO(nn.Module):
+class BoundaryCorrectedNeuralopFNO(CorrectedOperator):
     """A neuraloperator ``FNO`` whose every block, and output, satisfies ``conditions`` exactly.
 
     ``fno`` is a ``neuralop.models.FNO`` (or ``TFNO``) on ``(batch, channels, *spatial)``, 1-D or
@@ -129,17 +134,6 @@ class BoundaryCorrectedNeuralopFNO(nn.Module):
         _check_correctable(fno, self.dim - 2)
         self.fno, self.conditions = fno, conditions
         self.length, self.pivot_tolerance = length, pivot_tolerance
-
-    def forward(
-        self, x: Tensor, left: BoundaryValue | None = None, right: BoundaryValue | None = None
-    ) -> Tensor:
-        return self._run(x, left, right, keep_states=False)[0]
-
-    def hidden_states(
-        self, x: Tensor, left: BoundaryValue | None = None, right: BoundaryValue | None = None
-    ) -> list[Tensor]:
-        """The output of each corrected block (activations and channel MLP included), unpadded."""
-        return self._run(x, left, right, keep_states=True)[1]
 
     def _run(
         self, x: Tensor, left: BoundaryValue | None, right: BoundaryValue | None, keep_states: bool
