@@ -23,7 +23,10 @@ from lawful.pdes.conservation import (
     get_conservation_problem,
     stefan_similarity_root,
 )
+from lawful.pdes.darcy import sample_darcy, solve_darcy
 from lawful.pdes.problem import NUM_FRAMES, Problem, Sampler, Solution
+from lawful.pdes.random_fields import sample_gaussian_random_field_2d
+from lawful.pdes.wave2d import sample_wave_2d, solve_wave_neumann_2d, wave_cosine_series_2d
 
 PROBLEMS: dict[str, Problem] = {**CONSERVATION_PROBLEMS, **BOUNDARY_PROBLEMS}
 """Every problem of the catalogue by name (the names of the two kinds do not clash)."""
@@ -56,5 +59,11 @@ __all__ = [
     "get_conservation_problem",
     "get_problem",
     "make_boundary_dataset",
+    "sample_darcy",
+    "sample_gaussian_random_field_2d",
+    "sample_wave_2d",
+    "solve_darcy",
+    "solve_wave_neumann_2d",
     "stefan_similarity_root",
+    "wave_cosine_series_2d",
 ]
