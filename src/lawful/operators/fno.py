@@ -1,15 +1,34 @@
-"""Fourier neural operators (Li et al., ICLR 2021) on 1-D space and on space + time.
+"""Fourier neural operators (Li et al., ICLR 2021) over any number of spatial axes, with or
+without time.
 
-Layout everywhere: ``(batch, channels, *spatial)``, i.e. ``(batch, channels, x)`` in 1-D and
-``(batch, channels, x, t)`` for space + time. An FNO lifts the input (with the grid coordinates
-appended as channels) pointwise to ``width`` channels, applies ``num_layers`` Fourier layers
-``v -> gelu(K v + W v)`` (no activation after the last) and projects pointwise to
-``projection_width`` then ``out_channels``. ``K`` is a spectral convolution on the lowest
-``modes`` frequencies, ``W`` a pointwise channel mix.
+Layout everywhere: ``(batch, channels, *axes)``, e.g. ``(batch, channels, x, y, t)``. An FNO
+lifts the input (with the grid coordinates appended as channels) pointwise to ``width`` channels,
+applies ``num_layers`` Fourier layers ``v -> gelu(K v + W v)`` (no activation after the last) and
+projects pointwise to ``projection_width`` then ``out_channels``. ``K`` is a spectral convolution
+on the lowest modes of every axis, ``W`` a pointwise channel mix. Time, when there is one, is the
+last axis, the only one that can be zero-padded (``padding``): it is not periodic, while the
+spectral layers treat every unpadded axis as periodic.
+
+One implementation serves every number of axes: :class:`SpectralConv` (``rfftn`` over the last
+``len(n_modes)`` axes, a complex weight per (input channel, output channel, kept mode),
+``irfftn``) and :class:`FourierNeuralOperator`. The named models only say which axes they span,
+in layout order; ``x``, ``y`` are space and ``t`` is time:
+
+- :class:`FNO1d` (x): single step, ``a(x) -> u(x)``;
+- :class:`FNOxt` (x, t), also called :data:`FNO2d`, its first name: ``u0`` repeated over t ->
+  ``u(x, t_1..t_T)``;
+- :class:`FNOxy` (x, y): single step, ``a(x, y) -> u(x, y)``;
+- :class:`FNOxyt` (x, y, t): ``u0`` repeated over t -> ``u(x, y, t_1..t_T)``.
+
+Names list the axes because a count alone is ambiguous: "2d" was (x, t) here and is (x, y) in
+the textbook FNO. ``FNO1d`` keeps its name: one axis can only be x. The state-dict keys and
+shapes of ``FNO1d`` and ``FNO2d`` are those of the earlier per-dimension classes, so their saved
+weights load unchanged.
 
 The pieces are exposed (:meth:`FourierNeuralOperator.lift`, :attr:`layers` with
-:meth:`FourierLayer.linear`, :meth:`FourierNeuralOperator.project`) so that BOON can correct each
-linear layer between them (lawful.operators.boon).
+:meth:`FourierLayer.linear`, :meth:`FourierNeuralOperator.project`, and the stages
+:meth:`SpectralConv.coefficients`, :meth:`SpectralConv.mix`, :meth:`SpectralConv.synthesize`) so
+that BOON can correct each linear layer between them (lawful.operators.boon).
 """
 
 from __future__ import annotations
@@ -21,13 +40,18 @@ from torch import Tensor, nn
 __all__ = [
     "FNO1d",
     "FNO2d",
+    "FNOxt",
+    "FNOxy",
+    "FNOxyt",
     "FourierLayer",
     "FourierNeuralOperator",
+    "SpectralConv",
     "SpectralConv1d",
     "SpectralConv2d",
 ]
 
 Domain = tuple[float, float]
+UNIT_INTERVAL: Domain = (0.0, 1.0)
 
 
 def _complex_weight(in_channels: int, out_channels: int, *modes: int) -> nn.Parameter:
@@ -36,67 +60,118 @@ def _complex_weight(in_channels: int, out_channels: int, *modes: int) -> nn.Para
     return nn.Parameter(scale * torch.rand(in_channels, out_channels, *modes, 2))
 
 
-class SpectralConv1d(nn.Module):
-    """``v -> irfft(W_k * rfft(v)_k)`` on the lowest ``modes`` frequencies; higher ones are dropped.
+def _shape_text(sizes: tuple[int, ...]) -> str:
+    """``(16, 12) -> "16 x 12"``, and ``(16,) -> "16"``."""
+    return " x ".join(str(size) for size in sizes)
 
-    ``W_k`` mixes channels: ``(in_channels, out_channels)`` complex entries per frequency ``k``.
+
+def _kept_modes(spectrum: Tensor, n_modes: tuple[int, ...]) -> Tensor:
+    """A view of the kept modes of an ``rfftn`` half-spectrum over its last ``k`` axes.
+
+    ``(..., n_0, ..., n_{k-2}, n_last) -> (..., 2, m_0, ..., 2, m_{k-2}, m_{k-1})``: on each axis
+    but the last, pair index 0 holds the frequencies ``0..m-1`` and index 1 the frequencies
+    ``-m..-1``, both ascending; the last axis (halved by ``rfftn``) keeps ``0..m-1``. No copy:
+    ``unfold`` with window ``m`` and step ``n - m`` is exactly the windows at 0 and at ``n - m``
+    (the caller ensures ``2 m <= n``).
+    """
+    k, first = len(n_modes), spectrum.ndim - len(n_modes)
+    kept = spectrum.narrow(-1, 0, n_modes[-1])  # (..., n_0, ..., n_{k-2}, m_last)
+    for axis, m in enumerate(n_modes[:-1], start=first):
+        kept = kept.unfold(axis, m, kept.shape[axis] - m)  # n at axis -> 2, m appended at the end
+    # (..., 2, ..., 2, m_last, m_0, ..., m_{k-2}) -> (..., 2, m_0, ..., 2, m_{k-2}, m_last)
+    pairs = [dim for j in range(k - 1) for dim in (first + j, first + k + j)]
+    return kept.permute(*range(first), *pairs, first + k - 1)
+
+
+class SpectralConv(nn.Module):
+    """``v -> irfftn(W_k * rfftn(v)_k)`` over the last ``len(n_modes)`` axes, on the low modes.
+
+    Axis ``j`` keeps ``n_modes[j]`` frequencies: on every axis but the last both the lowest
+    non-negative ``0..m-1`` and the most negative ``-m..-1`` (the FNO's choice; the last axis is
+    halved by ``rfftn``, so its negative frequencies are the conjugates), on the last ``0..m-1``.
+    Higher modes are dropped. ``W_k`` mixes channels: ``(in, out)`` complex entries per kept mode.
+    ``weight`` is ``(in, out, 2 m_0, ..., 2 m_{k-2}, m_{k-1}, 2)`` (real and imaginary parts), on
+    each of the first axes the non-negative frequencies first, then the negative ones.
+
+    Cost per call, for a batch ``B`` on a grid of ``N`` points with ``M`` kept modes: one
+    ``rfftn`` and one ``irfftn``, ``O(B (in + out) N log N)``, and one complex batched matmul over
+    the kept modes, ``O(B in out M)`` (no loop over modes or axes). Gathering the kept modes is a
+    view; scattering them back writes them once into a zero spectrum that is already truncated
+    on the last axis (``irfftn`` zero-pads that axis itself). With one axis the kept modes are a
+    prefix, so no zero spectrum is needed at all.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, modes: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, n_modes: tuple[int, ...]) -> None:
         super().__init__()
-        if modes < 1:
-            raise ValueError(f"modes must be positive, got {modes}")
-        self.in_channels, self.out_channels, self.modes = in_channels, out_channels, modes
-        self.weight = _complex_weight(in_channels, out_channels, modes)  # (in, out, modes, 2)
+        if not n_modes or min(n_modes) < 1:
+            raise ValueError(f"modes must be positive, one per axis, got {n_modes}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.n_modes = tuple(n_modes)
+        first_axes, last = self.n_modes[:-1], self.n_modes[-1]
+        # (in, out, 2 m_0, ..., 2 m_{k-2}, m_last, 2)
+        self.weight = _complex_weight(in_channels, out_channels, *(2 * m for m in first_axes), last)
+        # The weight's mode axes split like _kept_modes: (2, m_0, ..., 2, m_{k-2}, m_last).
+        self._split_modes = (*(size for m in first_axes for size in (2, m)), last)
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The transformed axes of a field ``(batch, channels, *axes)``: the last ``k``."""
+        return tuple(range(-len(self.n_modes), 0))
 
     def coefficients(self, v: Tensor) -> Tensor:
-        """The kept Fourier coefficients of ``v``: ``(batch, in, x) -> (batch, in, modes)``."""
-        n = v.shape[-1]
-        if self.modes > n // 2 + 1:
+        """The kept Fourier coefficients of ``v``, a view (see :func:`_kept_modes` for the layout):
+        ``(batch, in, *grid) -> (batch, in, 2, m_0, ..., 2, m_{k-2}, m_last)``; in 1-D
+        ``(batch, in, x) -> (batch, in, modes)``."""
+        grid = v.shape[-len(self.n_modes) :]
+        least = (*(2 * m for m in self.n_modes[:-1]), 2 * self.n_modes[-1] - 2)
+        if any(n < needed for n, needed in zip(grid, least, strict=True)):
             raise ValueError(
-                f"{self.modes} modes need at least {2 * self.modes - 2} points, got {n}"
+                f"{_shape_text(self.n_modes)} modes need at least {_shape_text(least)} points, "
+                f"got {_shape_text(grid)}"
             )
-        return torch.fft.rfft(v)[..., : self.modes]  # (batch, in, modes)
+        spectrum = torch.fft.rfftn(v, dim=self.axes)  # (batch, in, n_0, ..., n_last // 2 + 1)
+        return _kept_modes(spectrum, self.n_modes)  # (batch, in, 2, m_0, ..., m_last)
 
     def mix(self, coefficients: Tensor) -> Tensor:
-        """``W_k`` on each kept mode: ``(batch, in, modes) -> (batch, out, modes)``."""
-        weight = torch.view_as_complex(self.weight)  # (in, out, modes)
-        return torch.einsum("bik,iok->bok", coefficients, weight)  # (batch, out, modes)
+        """``W_k`` on each kept mode: ``(batch, in, *kept) -> (batch, out, *kept)``."""
+        weight = torch.view_as_complex(self.weight)  # (in, out, 2 m_0, ..., m_last)
+        weight = weight.view(self.in_channels, self.out_channels, *self._split_modes)
+        return torch.einsum("bi...,io...->bo...", coefficients, weight)  # (batch, out, *kept)
+
+    def synthesize(self, mixed: Tensor, grid: tuple[int, ...]) -> Tensor:
+        """The field whose spectrum is ``mixed`` on the kept modes and zero elsewhere:
+        ``(batch, out, *kept) -> (batch, out, *grid)``."""
+        if len(self.n_modes) == 1:
+            spectrum = mixed  # (batch, out, m): irfftn zero-pads the rest of the axis
+        else:
+            # (batch, out, n_0, ..., n_{k-2}, m_last): the last axis is zero-padded by irfftn
+            spectrum = mixed.new_zeros(*mixed.shape[:2], *grid[:-1], self.n_modes[-1])
+            _kept_modes(spectrum, self.n_modes).copy_(mixed)
+        return torch.fft.irfftn(spectrum, s=grid, dim=self.axes)  # (batch, out, *grid)
 
     def forward(self, v: Tensor) -> Tensor:
-        mixed = self.mix(self.coefficients(v))  # (batch, out, modes)
-        return torch.fft.irfft(mixed, n=v.shape[-1])  # (batch, out, x); missing modes count as 0
+        grid = tuple(v.shape[-len(self.n_modes) :])
+        return self.synthesize(self.mix(self.coefficients(v)), grid)  # (batch, out, *grid)
 
 
-class SpectralConv2d(nn.Module):
-    """The 2-D spectral convolution on ``(x, t)``: lowest ``modes_x`` positive and negative
-    x-frequencies times the lowest ``modes_t`` t-frequencies (``rfft2`` halves the t-axis)."""
+class SpectralConv1d(SpectralConv):
+    """:class:`SpectralConv` over x, keeping ``modes`` frequencies: ``weight`` is
+    ``(in, out, modes, 2)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, modes: int) -> None:
+        super().__init__(in_channels, out_channels, (modes,))
+        self.modes = modes
+
+
+class SpectralConv2d(SpectralConv):
+    """:class:`SpectralConv` over the two axes of a space + time field ``(..., x, t)``:
+    ``modes_x`` positive and negative x-frequencies times ``modes_t`` t-frequencies, ``weight``
+    ``(in, out, 2 modes_x, modes_t, 2)``. Any other pair of axes is ``SpectralConv`` with two
+    modes."""
 
     def __init__(self, in_channels: int, out_channels: int, modes_x: int, modes_t: int) -> None:
-        super().__init__()
-        if modes_x < 1 or modes_t < 1:
-            raise ValueError(f"modes must be positive, got modes_x={modes_x}, modes_t={modes_t}")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        super().__init__(in_channels, out_channels, (modes_x, modes_t))
         self.modes_x, self.modes_t = modes_x, modes_t
-        # Positive x-frequencies first, then negative: (in, out, 2 modes_x, modes_t, 2).
-        self.weight = _complex_weight(in_channels, out_channels, 2 * modes_x, modes_t)
-
-    def forward(self, v: Tensor) -> Tensor:
-        nx, nt = v.shape[-2:]
-        mx, mt = self.modes_x, self.modes_t
-        if 2 * mx > nx or mt > nt // 2 + 1:
-            raise ValueError(
-                f"modes ({mx}, {mt}) need a grid of at least ({2 * mx}, {2 * mt - 2}) points, "
-                f"got ({nx}, {nt})"
-            )
-        spectrum = torch.fft.rfft2(v)  # (batch, in, nx, nt // 2 + 1)
-        kept = torch.cat([spectrum[..., :mx, :mt], spectrum[..., -mx:, :mt]], dim=-2)
-        weight = torch.view_as_complex(self.weight)  # (in, out, 2 mx, mt)
-        mixed = torch.einsum("bixt,ioxt->boxt", kept, weight)  # (batch, out, 2 mx, mt)
-        out = mixed.new_zeros(v.shape[0], self.out_channels, nx, nt // 2 + 1)
-        out[..., :mx, :mt] = mixed[..., :mx, :]
-        out[..., -mx:, :mt] = mixed[..., mx:, :]
-        return torch.fft.irfft2(out, s=(nx, nt))  # (batch, out, x, t)
 
 
 def pointwise(linear: nn.Linear, v: Tensor, bias: bool = True) -> Tensor:
@@ -112,12 +187,11 @@ class FourierLayer(nn.Module):
 
     def __init__(self, width: int, modes: tuple[int, ...]) -> None:
         super().__init__()
+        # One axis: the 1-D class, whose int ``modes`` BOON's folded 1-D correction reads.
         if len(modes) == 1:
-            self.spectral: nn.Module = SpectralConv1d(width, width, *modes)
-        elif len(modes) == 2:
-            self.spectral = SpectralConv2d(width, width, *modes)
+            self.spectral: SpectralConv = SpectralConv1d(width, width, *modes)
         else:
-            raise ValueError(f"Fourier layers exist in 1 or 2 dimensions, got modes {modes}")
+            self.spectral = SpectralConv(width, width, modes)
         self.pointwise = nn.Linear(width, width)
 
     def linear(self, v: Tensor, bias: bool = True) -> Tensor:
@@ -129,11 +203,13 @@ class FourierLayer(nn.Module):
 
 
 class FourierNeuralOperator(nn.Module):
-    """An FNO on ``len(modes)`` spatial axes; see :class:`FNO1d` and :class:`FNO2d`.
+    """An FNO on ``len(modes)`` spatial axes (the named models below fix which ones).
 
-    ``domains[i]`` is the interval spanned by spatial axis ``i`` (its grid coordinate channel runs
-    uniformly across it). ``padding`` zero-pads the last spatial axis inside the network, for an
-    axis that is not periodic; the output is cropped back.
+    ``modes[i]`` is the number of kept frequencies along axis ``i`` (see :class:`SpectralConv`).
+    ``domains[i]`` is the interval spanned by axis ``i``, endpoints included (its grid coordinate
+    channel runs uniformly across it); default ``(0, 1)`` on every axis. ``padding`` zero-pads the
+    last axis inside the network, for an axis that is not periodic (time); the output is cropped
+    back.
     """
 
     def __init__(
@@ -142,14 +218,17 @@ class FourierNeuralOperator(nn.Module):
         out_channels: int,
         width: int,
         modes: tuple[int, ...],
-        domains: tuple[Domain, ...],
+        domains: tuple[Domain, ...] | None = None,
         num_layers: int = 4,
         padding: int = 0,
         projection_width: int = 128,
     ) -> None:
         super().__init__()
+        domains = tuple(UNIT_INTERVAL for _ in modes) if domains is None else tuple(domains)
         if len(domains) != len(modes):
             raise ValueError(f"need one domain per spatial axis: {len(modes)}, got {len(domains)}")
+        if any(not low < high for low, high in domains):
+            raise ValueError(f"each domain must be an interval (low, high), low < high: {domains}")
         if num_layers < 1 or padding < 0:
             raise ValueError(
                 f"need num_layers >= 1 and padding >= 0, got {num_layers} and {padding}"
@@ -166,7 +245,12 @@ class FourierNeuralOperator(nn.Module):
         return len(self.domains)
 
     def spacing(self, axis: int, n: int) -> float:
-        """Grid step along spatial ``axis`` (0 = x) for ``n`` points spanning its domain."""
+        """Grid step along spatial ``axis`` (0 = x, ..., -1 = the last) for ``n`` points spanning
+        its domain, endpoints included; a padded axis counts its ``n`` unpadded points."""
+        if not -self.spatial_ndim <= axis < self.spatial_ndim:
+            raise ValueError(f"axis {axis} is not one of the {self.spatial_ndim} spatial axes")
+        if n < 2:
+            raise ValueError(f"a grid step needs at least 2 points, got {n}")
         low, high = self.domains[axis]
         return (high - low) / (n - 1)
 
@@ -184,6 +268,8 @@ class FourierNeuralOperator(nn.Module):
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij"))  # (ndim, *spatial)
         grid = grid.expand(x.shape[0], *grid.shape)  # (batch, ndim, *spatial)
         v = pointwise(self.lifting, torch.cat([x, grid], dim=1))  # (batch, width, *spatial)
+        if not self.padding:  # F.pad would copy even when it pads nothing
+            return v
         return F.pad(v, (0, self.padding))  # (batch, width, ..., last + padding)
 
     def project(self, v: Tensor) -> Tensor:
@@ -211,7 +297,7 @@ class FNO1d(FourierNeuralOperator):
         modes: int,
         num_layers: int = 4,
         padding: int = 0,
-        domain: Domain = (0.0, 1.0),
+        domain: Domain = UNIT_INTERVAL,
         projection_width: int = 128,
     ) -> None:
         super().__init__(
@@ -226,7 +312,7 @@ class FNO1d(FourierNeuralOperator):
         )
 
 
-class FNO2d(FourierNeuralOperator):
+class FNOxt(FourierNeuralOperator):
     """FNO on ``(batch, channels, x, t)``, e.g. ``u0`` repeated over t -> ``u(x, t_1..t_T)``.
 
     ``padding`` zero-pads the non-periodic time axis, so x stays unpadded and a BOON correction can
@@ -242,8 +328,8 @@ class FNO2d(FourierNeuralOperator):
         modes_t: int,
         num_layers: int = 4,
         padding: int = 0,
-        x_domain: Domain = (0.0, 1.0),
-        t_domain: Domain = (0.0, 1.0),
+        x_domain: Domain = UNIT_INTERVAL,
+        t_domain: Domain = UNIT_INTERVAL,
         projection_width: int = 128,
     ) -> None:
         super().__init__(
@@ -252,6 +338,72 @@ class FNO2d(FourierNeuralOperator):
             width,
             (modes_x, modes_t),
             (x_domain, t_domain),
+            num_layers,
+            padding,
+            projection_width,
+        )
+
+
+#: The (x, t) model's first name, kept so existing code and configurations keep working.
+FNO2d = FNOxt
+
+
+class FNOxy(FourierNeuralOperator):
+    """FNO on ``(batch, channels, x, y)``, single step: ``a(x, y) -> u(x, y)``.
+
+    No padding: both axes are space, treated as periodic by the spectral layers (BOON corrects
+    non-periodic walls).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int,
+        modes_x: int,
+        modes_y: int,
+        num_layers: int = 4,
+        x_domain: Domain = UNIT_INTERVAL,
+        y_domain: Domain = UNIT_INTERVAL,
+        projection_width: int = 128,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            width,
+            (modes_x, modes_y),
+            (x_domain, y_domain),
+            num_layers,
+            0,
+            projection_width,
+        )
+
+
+class FNOxyt(FourierNeuralOperator):
+    """FNO on ``(batch, channels, x, y, t)``, e.g. ``u0`` repeated over t ->
+    ``u(x, y, t_1..t_T)``. ``padding`` zero-pads the non-periodic time axis only."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int,
+        modes_x: int,
+        modes_y: int,
+        modes_t: int,
+        num_layers: int = 4,
+        padding: int = 0,
+        x_domain: Domain = UNIT_INTERVAL,
+        y_domain: Domain = UNIT_INTERVAL,
+        t_domain: Domain = UNIT_INTERVAL,
+        projection_width: int = 128,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            width,
+            (modes_x, modes_y, modes_t),
+            (x_domain, y_domain, t_domain),
             num_layers,
             padding,
             projection_width,
