@@ -16,12 +16,13 @@ from lawful.data.operator_data import operator_tensors
 from lawful.data.store import load_dataset
 from lawful.data.user_files import load_operator_samples
 from lawful.experiments import BoundaryExperiment, RunSettings, Task, experiments, get_experiment
+from lawful.experiments.boundary import METHODS as BOUNDARY_METHODS
 from lawful.experiments.user_data import FileOperatorExperiment
 from lawful.pdes import get_problem, make_boundary_dataset
 from lawful.training.operator import predict_operator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "decay_problem.py"
-METHODS = {"FNO", "FNO+overwrite", "BOON"}
+METHODS = set(BOUNDARY_METHODS)
 
 
 def _rows(out: Path) -> dict[tuple[str, str], dict]:

@@ -10,6 +10,9 @@ same data, from the same initial weights, for the same budget:
 - ``FNO``: the plain Fourier neural operator;
 - ``FNO+overwrite``: the same architecture whose output boundary entries are overwritten with the
   boundary data (Dirichlet value, Neumann stencil value, periodic average), in training too;
+- ``FNO+data``: the FNO given the boundary data as extra input channels (for a space + time
+  task, the whole boundary history) but not held to it: it sees what BOON sees, so the table
+  tells what BOON gains from its correction from what it gains from that information;
 - ``BOON``: the boundary-corrected operator (every Fourier layer and the output obey the
   conditions; lawful.operators.boon).
 
@@ -46,6 +49,7 @@ from lawful.plots import (
     plot_profiles_over_time,
 )
 from lawful.training.operator import (
+    BoundaryDataInput,
     OperatorSettings,
     PlainOperator,
     build_fno,
@@ -71,15 +75,20 @@ class OperatorMethod:
     """A method of the boundary experiments: how it wraps the task's FNO, where its weights go.
 
     ``wrap(fno, conditions)`` returns a model called as ``model(inputs, *boundary data)``.
+    ``reads_boundary_data``: the FNO takes each end's data as one more input channel.
     """
 
     wrap: Callable[[FourierNeuralOperator, BoundaryConditions], nn.Module]
     weights_file: str
+    reads_boundary_data: bool = False
 
 
 METHODS: dict[str, OperatorMethod] = {
     "FNO": OperatorMethod(lambda fno, conditions: PlainOperator(fno), "fno.pt"),
     "FNO+overwrite": OperatorMethod(BoundaryOverwrite, "fno-overwrite.pt"),
+    "FNO+data": OperatorMethod(
+        lambda fno, conditions: BoundaryDataInput(fno), "fno-data.pt", reads_boundary_data=True
+    ),
     "BOON": OperatorMethod(BoundaryCorrectedFNO, "boon.pt"),
 }
 
@@ -298,8 +307,12 @@ class BoundaryExperiment:
         """A freshly initialised model of ``method`` for ``task`` (seed torch first)."""
         if method not in self.methods:
             raise ValueError(f"unknown method {method!r}; choose one of {sorted(self.methods)}")
-        fno = build_fno(preset.operator(task), task.multistep)
-        return self.methods[method].wrap(fno, self.conditions)
+        definition = self.methods[method]
+        conditions = self.conditions
+        data_channels = 0 if conditions.is_periodic else 2  # one per end with data
+        in_channels = 1 + (data_channels if definition.reads_boundary_data else 0)
+        fno = build_fno(preset.operator(task), task.multistep, in_channels=in_channels)
+        return definition.wrap(fno, conditions)
 
     def train_model(
         self,

@@ -27,6 +27,7 @@ from lawful.operators.fno import FNO1d, FNO2d, FourierNeuralOperator
 from lawful.training.trainer import TrainSettings, fit, is_main_process
 
 __all__ = [
+    "BoundaryDataInput",
     "OperatorModule",
     "OperatorSettings",
     "PlainOperator",
@@ -93,6 +94,27 @@ class PlainOperator(nn.Module):
 
     def forward(self, x: Tensor, *boundary_data: Tensor) -> Tensor:
         return self.fno(x)
+
+
+class BoundaryDataInput(nn.Module):
+    """The fair baseline for BOON: an FNO that is *given* the boundary data, as extra input
+    channels, but not held to it. Each end's data (``(batch,)``, or ``(batch, time)`` for a space
+    + time model: the whole boundary history) becomes one channel, constant along x.
+
+    The FNO needs ``in_channels`` = the input's channels + the number of ends with data.
+    """
+
+    def __init__(self, fno: nn.Module) -> None:
+        super().__init__()
+        self.fno = fno
+
+    def forward(self, x: Tensor, *boundary_data: Tensor) -> Tensor:
+        batch, _, num_points, *other = x.shape  # (batch, channels, x[, t])
+        channels = [
+            data.reshape(batch, 1, 1, *other).expand(-1, -1, num_points, *other).to(x.dtype)
+            for data in boundary_data
+        ]  # each (batch, 1, x[, t])
+        return self.fno(torch.cat([x, *channels], dim=1))
 
 
 def relative_l2_loss(prediction: Tensor, target: Tensor) -> Tensor:
