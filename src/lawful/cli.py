@@ -8,6 +8,7 @@ lawful condition --prediction FILE --out FILE [--grid FILE.npy] [--mass NUMBER|F
                                                          exact mass on any model's predictions
 lawful train-operator --data FILE --conditions KIND[,KIND] [--out DIR] [run options]
                                                          FNO and BOON on your own data
+lawful solve cavity --re RE --n N --steady --out DIR   our cavity solver to its steady state
 lawful bench [--json] [--quick]
 lawful list
 
@@ -35,6 +36,7 @@ from lawful.experiments import (
     load_plugins,
 )
 from lawful.experiments.user_data import add_train_operator_arguments, user_experiment
+from lawful.solving import add_solve_arguments, run_solve
 
 PLUGINS_VARIABLE = "LAWFUL_PLUGINS"
 
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_operator_arguments(train_operator)
     _add_run_options(train_operator)
+    add_solve_arguments(commands.add_parser("solve", help="run one of our solvers on its own"))
     bench = commands.add_parser("bench", help="print the benchmark table")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (seconds, for tests)")
@@ -137,6 +140,18 @@ def main(argv: list[str] | None = None) -> int:
 
         results = run_benchmarks(quick=args.quick)
         print(json.dumps(results, indent=2) if args.json else format_table(results))
+        return 0
+    if args.command == "solve":
+        try:
+            summary = run_solve(args)
+        except (ValueError, RuntimeError, FloatingPointError) as error:
+            return _error(error)
+        print(
+            f"lawful: wrote {summary['out']}/cavity.h5 and centerlines.json "
+            f"(Re {summary['reynolds']:g}, n {summary['n']}, steady at t = {summary['time']:.3g}, "
+            f"change rate {summary['change_rate']:.1e})",
+            file=sys.stderr,
+        )
         return 0
     if args.command == "condition":
         try:
