@@ -121,3 +121,68 @@ def test_fourth_order_flux_error_vanishes_on_quartics_and_reads_time_dependent_d
     )
     with pytest.raises(ValueError, match="at least one Neumann end"):
         neumann_flux_error(field, BoundaryConditions(Dirichlet(), Dirichlet(), axis=2), 0.1)
+
+
+def test_a_zero_variance_is_a_point_mass():
+    # Before: NaN log-likelihood and CRPS wherever the variance was zero.
+    mean = torch.tensor([[0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    variance = torch.tensor([[0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    truth = torch.tensor([[0.0, 1.5], [0.2, 1.5]], dtype=torch.float64)  # row 1 misses at x_0
+    ll = gaussian_log_likelihood(mean, variance, truth)
+    assert float(ll[0]) == math.inf and float(ll[1]) == -math.inf
+    crps = crps_gaussian(mean, variance, truth)
+    positive = crps_gaussian(mean[:, 1:], variance[:, 1:], truth[:, 1:])  # (2,)
+    torch.testing.assert_close(crps, (torch.tensor([0.0, 0.2], dtype=torch.float64) + positive) / 2)
+    # Zero width: covered only where the truth is the mean exactly.
+    torch.testing.assert_close(
+        interval_coverage(mean, variance, truth), torch.tensor([1.0, 0.5], dtype=torch.float64)
+    )
+
+
+def test_crps_of_a_vanishing_variance_tends_to_the_absolute_error():
+    mean, truth = torch.zeros(1, dtype=torch.float64), torch.tensor([0.7], dtype=torch.float64)
+    tiny = crps_gaussian(mean, torch.tensor([1e-30], dtype=torch.float64), truth)
+    exact = crps_gaussian(mean, torch.zeros(1, dtype=torch.float64), truth)
+    torch.testing.assert_close(tiny, exact, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("metric", "arguments", "message"),
+    [
+        # Before: (3, 1, 5) against (3, 5) broadcast to (3, 3, 5) and averaged silently.
+        (mean_squared_error, (torch.zeros(3, 1, 5), torch.zeros(3, 5)), "shapes must be equal"),
+        (relative_l2, (torch.zeros(3, 1, 5), torch.ones(3, 5)), "shapes must be equal"),
+        (
+            gaussian_log_likelihood,
+            (torch.zeros(3, 5), torch.ones(3, 1), torch.zeros(3, 5)),
+            "shapes must be equal",
+        ),
+        # Before: NaN in, NaN out.
+        (mean_squared_error, (torch.tensor([math.nan]), torch.zeros(1)), "mean contains NaN"),
+        (crps_gaussian, (torch.zeros(2), torch.ones(2), torch.tensor([0.0, math.inf])), "truth"),
+        # Before: NaN log-likelihood and CRPS, and coverage 0, for a negative variance.
+        (
+            gaussian_log_likelihood,
+            (torch.zeros(2), torch.tensor([-1.0, 1.0]), torch.zeros(2)),
+            "variance must be non-negative",
+        ),
+        (
+            interval_coverage,
+            (torch.zeros(2), torch.tensor([-1.0, 1.0]), torch.zeros(2)),
+            "variance must be non-negative",
+        ),
+        (
+            conservation_error,
+            (torch.zeros(3, 5), torch.linspace(0, 1, 5), torch.zeros(3, 1)),
+            r"true mass must have the mean's shape without its grid axis, \(3,\)",
+        ),
+        (
+            first_crossing,
+            (torch.zeros(2, 4), torch.linspace(0, 1, 5)),
+            "samples have 4 points on their last axis but the grid has 5",
+        ),
+    ],
+)
+def test_bad_metric_input_is_named(metric, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        metric(*arguments)

@@ -9,13 +9,23 @@ The covariance keeps whatever structure it has, because the structure decides th
 
 - :class:`DiagonalCovariance` ``diag(d)``: what neural processes predict. O(n) memory.
 - :class:`LowRankCovariance` ``diag(d) + F C F^T`` with ``F`` of shape ``(n, r)`` and a small
-  symmetric ``core`` ``C`` (``(r, r)``, not necessarily positive): what a diagonal prior becomes
-  after conditioning on ``r`` linear constraints (then ``C = -Q^-1``). O(n r) memory.
+  symmetric ``core`` ``C`` (``(r, r)``): an ensemble's sample covariance (``C = I``), and what a
+  diagonal prior becomes after conditioning on ``r`` linear constraints (then ``C = -Q^-1``, not
+  positive: only the update builds such cores; a user's must be positive semi-definite).
+  O(n r) memory.
 - :class:`DenseCovariance`: what a Gaussian process predicts. O(n^2) memory.
 
-Every covariance answers the two questions conditioning asks, ``G Sigma`` for a few rows ``G``
-(:meth:`Covariance.left_multiply`) and ``Sigma - A^T M A`` (:meth:`Covariance.downdate`),
-without ever forming an ``n x n`` matrix unless it already is one.
+Every covariance answers the questions conditioning asks, ``G Sigma`` for a few rows ``G``
+(:meth:`Covariance.left_multiply`), the scale of the rounding in ``G Sigma G^T``
+(:meth:`Covariance.gram_scale`) and ``Sigma - A^T M A`` (:meth:`Covariance.downdate`), without
+ever forming an ``n x n`` matrix unless it already is one.
+
+Constructors check their input (finite, floating point, one dtype, non-negative and
+non-subnormal variances, symmetric positive semi-definite matrices; see
+:mod:`lawful.constraints._checks`), in O(n) for diagonal and low-rank covariances. The results
+of lawful's own operations skip the checks (the ``trusted`` constructors): they are computed
+from checked inputs, and a posterior may carry rounding the checks would refuse (a -1e-16
+variance where a constraint pins a value).
 """
 
 from __future__ import annotations
@@ -26,7 +36,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lawful.constraints._checks import check_finite, check_nonnegative
+from lawful.constraints._checks import (
+    check_broadcast,
+    check_count,
+    check_covariance_matrix,
+    check_finite,
+    check_floating,
+    check_variance,
+    rank_tolerance,
+    rounding_tolerance,
+)
 
 __all__ = [
     "Covariance",
@@ -50,6 +69,11 @@ class Covariance(ABC):
     def batch_shape(self) -> torch.Size:
         """The leading (batch) shape."""
 
+    @property
+    @abstractmethod
+    def dtype(self) -> torch.dtype:
+        """The floating-point dtype of the stored values."""
+
     @abstractmethod
     def variance(self) -> Tensor:
         """Marginal variances, ``(..., n)``."""
@@ -57,6 +81,21 @@ class Covariance(ABC):
     @abstractmethod
     def left_multiply(self, rows: Tensor) -> Tensor:
         """``rows @ Sigma`` for ``rows`` of shape ``(..., k, n)``; returns ``(..., k, n)``."""
+
+    @abstractmethod
+    def gram_scale(self, rows: Tensor, gram: Tensor) -> Tensor:
+        """The size of the terms summed on the diagonal of ``gram = rows Sigma rows^T``, the
+        scale its rounding is relative to: ``(..., k)`` for ``rows`` ``(..., k, n)``.
+
+        Where the terms cancel (a direction the belief is sure of), ``gram``'s diagonal is far
+        below this scale; the update's rank decision compares the two.
+        """
+
+    def gram_tolerance(self, num_rows: int) -> float:
+        """Pivots of ``rows Sigma rows^T``, in units of :meth:`gram_scale`, at or below this are
+        rounding, not rank: :func:`~lawful.constraints._checks.rank_tolerance`, since the scale
+        accounts for all the rounding the Gram matrix carries."""
+        return rank_tolerance(self.dtype, num_rows)
 
     @abstractmethod
     def downdate(self, rows_times_cov: Tensor, core: Tensor) -> Covariance:
@@ -76,8 +115,10 @@ class DiagonalCovariance(Covariance):
     diagonal: Tensor  # (..., n)
 
     def __post_init__(self) -> None:
-        check_finite(self.diagonal, "variance")
-        check_nonnegative(self.diagonal, "variance")
+        check_floating(self.diagonal, "variance")
+        if self.diagonal.ndim < 1:
+            raise ValueError("variance must be (..., n), got a scalar")
+        check_variance(self.diagonal, "variance")
 
     @property
     def size(self) -> int:
@@ -87,11 +128,19 @@ class DiagonalCovariance(Covariance):
     def batch_shape(self) -> torch.Size:
         return self.diagonal.shape[:-1]
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.diagonal.dtype
+
     def variance(self) -> Tensor:
         return self.diagonal
 
     def left_multiply(self, rows: Tensor) -> Tensor:
         return rows * self.diagonal.unsqueeze(-2)  # (..., k, n)
+
+    def gram_scale(self, rows: Tensor, gram: Tensor) -> Tensor:
+        # sum_n G_kn^2 d_n: non-negative terms, so the diagonal is its own scale (no new pass).
+        return torch.diagonal(gram, dim1=-2, dim2=-1)
 
     def downdate(self, rows_times_cov: Tensor, core: Tensor) -> LowRankCovariance:
         factor = rows_times_cov.transpose(-1, -2)  # (..., n, k)
@@ -115,7 +164,22 @@ class LowRankCovariance(Covariance):
     core: Tensor  # (..., r, r), symmetric
 
     def __post_init__(self) -> None:
-        check_nonnegative(self.diagonal, "variance")
+        named = {
+            "variance": self.diagonal,
+            "low-rank factor": self.factor,
+            "low-rank core": self.core,
+        }
+        for name, tensor in named.items():
+            check_floating(tensor, name)
+        if len({tensor.dtype for tensor in named.values()}) > 1:
+            listed = ", ".join(f"{name} {tensor.dtype}" for name, tensor in named.items())
+            raise TypeError(f"a low-rank covariance needs one dtype, got {listed}")
+        if self.diagonal.ndim < 1 or self.factor.ndim < 2 or self.core.ndim < 2:
+            raise ValueError(
+                "a low-rank covariance needs variance (..., n), factor (..., n, r) and core "
+                f"(..., r, r), got {tuple(self.diagonal.shape)}, {tuple(self.factor.shape)} and "
+                f"{tuple(self.core.shape)}"
+            )
         if self.factor.shape[-2] != self.diagonal.shape[-1]:
             raise ValueError(
                 f"low-rank factor has {self.factor.shape[-2]} rows but the diagonal has "
@@ -124,6 +188,13 @@ class LowRankCovariance(Covariance):
         rank = self.factor.shape[-1]
         if self.core.shape[-2:] != (rank, rank):
             raise ValueError(f"core must be ({rank}, {rank}), got {tuple(self.core.shape[-2:])}")
+        check_broadcast(self._batch_shapes())
+        check_variance(self.diagonal, "variance")
+        check_finite(self.factor, "low-rank factor")
+        # A user's core must be a covariance itself; the indefinite cores of posteriors
+        # (-Q^-1) are built by the update through `trusted`.
+        check_finite(self.core, "low-rank core")
+        check_covariance_matrix(self.core, "low-rank core")
 
     @property
     def size(self) -> int:
@@ -131,9 +202,18 @@ class LowRankCovariance(Covariance):
 
     @property
     def batch_shape(self) -> torch.Size:
-        return torch.broadcast_shapes(
-            self.diagonal.shape[:-1], self.factor.shape[:-2], self.core.shape[:-2]
-        )
+        return check_broadcast(self._batch_shapes())
+
+    def _batch_shapes(self) -> dict[str, torch.Size]:
+        return {
+            "variance batch": self.diagonal.shape[:-1],
+            "factor batch": self.factor.shape[:-2],
+            "core batch": self.core.shape[:-2],
+        }
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.diagonal.dtype
 
     @property
     def rank(self) -> int:
@@ -166,6 +246,15 @@ class LowRankCovariance(Covariance):
         through_factor = rows @ self.factor @ self.core  # (..., k, r)
         return rows * self.diagonal.unsqueeze(-2) + through_factor @ self.factor.transpose(-1, -2)
 
+    def gram_scale(self, rows: Tensor, gram: Tensor) -> Tensor:
+        # G F is rounded by ~eps |G| |F|, an error that reaches G F C F^T G^T through C and
+        # G F: sum_r (|G| |F|)_kr (|G F| |C|)_kr. A posterior's core (-Q^-1) is large where its
+        # update was ill-conditioned, so this scale remembers that update's rounding.
+        rounding_of_factor = rows.abs() @ self.factor.abs()  # (..., k, r)
+        reach = (rows @ self.factor).abs() @ self.core.abs()  # (..., k, r)
+        diagonal_part = (rows.square() * self.diagonal.unsqueeze(-2)).sum(-1)  # (..., k)
+        return diagonal_part + (rounding_of_factor * reach).sum(-1)
+
     def downdate(self, rows_times_cov: Tensor, core: Tensor) -> LowRankCovariance:
         # Sigma - A^T M A = diag(d) + [F, A^T] blockdiag(C, -M) [F, A^T]^T: the rank grows by k.
         batch = torch.broadcast_shapes(self.batch_shape, rows_times_cov.shape[:-2], core.shape[:-2])
@@ -196,12 +285,14 @@ class DenseCovariance(Covariance):
     matrix: Tensor  # (..., n, n)
 
     def __post_init__(self) -> None:
+        check_floating(self.matrix, "covariance")
         if self.matrix.ndim < 2 or self.matrix.shape[-1] != self.matrix.shape[-2]:
             raise ValueError(
                 f"covariance matrix must be square, got shape {tuple(self.matrix.shape)}"
             )
         check_finite(self.matrix, "covariance")
-        check_nonnegative(torch.diagonal(self.matrix, dim1=-2, dim2=-1), "variance")
+        check_variance(torch.diagonal(self.matrix, dim1=-2, dim2=-1), "variance")
+        check_covariance_matrix(self.matrix, "covariance")
 
     @classmethod
     def trusted(cls, matrix: Tensor) -> DenseCovariance:
@@ -222,11 +313,27 @@ class DenseCovariance(Covariance):
     def batch_shape(self) -> torch.Size:
         return self.matrix.shape[:-2]
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.matrix.dtype
+
     def variance(self) -> Tensor:
         return torch.diagonal(self.matrix, dim1=-2, dim2=-1).clamp_min(0)
 
     def left_multiply(self, rows: Tensor) -> Tensor:
         return rows @ self.matrix
+
+    def gram_scale(self, rows: Tensor, gram: Tensor) -> Tensor:
+        magnitude = rows.abs() @ self.matrix.abs()  # (..., k, n): O(n^2 k), as left_multiply
+        return (magnitude * rows.abs()).sum(-1)
+
+    def gram_tolerance(self, num_rows: int) -> float:
+        """``sqrt(eps)``: a dense matrix carries the rounding of whatever computed it (an earlier
+        update, a GP's solve) with no trace of its size. An update of condition number ``c``
+        leaves pivots of ``c eps`` where it pinned the belief; below ``sqrt(eps)`` such a
+        pivot cannot be told from a real one, and no update accepted with pivots above it
+        leaves more."""
+        return rounding_tolerance(self.dtype)
 
     def downdate(self, rows_times_cov: Tensor, core: Tensor) -> DenseCovariance:
         update = rows_times_cov.transpose(-1, -2) @ core @ rows_times_cov  # (..., n, n)
@@ -272,19 +379,25 @@ class GaussianBelief:
     covariance: Covariance
 
     def __post_init__(self) -> None:
+        check_floating(self.mean, "mean")
+        if self.mean.ndim < 1:
+            raise ValueError("mean must be (..., n), got a scalar")
+        if not isinstance(self.covariance, Covariance):
+            raise TypeError(
+                f"covariance must be a lawful Covariance, got {type(self.covariance).__name__}"
+            )
         check_finite(self.mean, "mean")
+        if self.mean.dtype != self.covariance.dtype:
+            raise TypeError(
+                f"mean is {self.mean.dtype} but the covariance is {self.covariance.dtype}; "
+                "give both one dtype"
+            )
         if self.mean.shape[-1] != self.covariance.size:
             raise ValueError(
                 f"mean has {self.mean.shape[-1]} grid points but the covariance has "
                 f"{self.covariance.size}"
             )
-        try:
-            torch.broadcast_shapes(self.mean.shape[:-1], self.covariance.batch_shape)
-        except RuntimeError as error:
-            raise ValueError(
-                f"mean batch shape {tuple(self.mean.shape[:-1])} does not broadcast with "
-                f"covariance batch shape {tuple(self.covariance.batch_shape)}"
-            ) from error
+        check_broadcast(self._batch_shapes())
 
     @classmethod
     def trusted(cls, mean: Tensor, covariance: Covariance) -> GaussianBelief:
@@ -301,6 +414,8 @@ class GaussianBelief:
     @classmethod
     def diagonal(cls, mean: Tensor, variance: Tensor) -> GaussianBelief:
         """A belief with independent grid values (what a neural process predicts)."""
+        check_floating(mean, "mean")
+        check_floating(variance, "variance")
         if mean.shape != variance.shape:
             raise ValueError(
                 f"mean and variance shapes differ: {tuple(mean.shape)} vs {tuple(variance.shape)}"
@@ -311,10 +426,22 @@ class GaussianBelief:
     def dense(cls, mean: Tensor, covariance: Tensor) -> GaussianBelief:
         return cls(mean, DenseCovariance(covariance))
 
+    @property
+    def batch_shape(self) -> torch.Size:
+        """The leading (batch) shape of mean and covariance together."""
+        return check_broadcast(self._batch_shapes())
+
+    def _batch_shapes(self) -> dict[str, torch.Size]:
+        return {
+            "mean batch shape": self.mean.shape[:-1],
+            "covariance batch shape": self.covariance.batch_shape,
+        }
+
     def variance(self) -> Tensor:
         """Marginal variances, ``(..., n)``."""
         return self.covariance.variance()
 
     def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
         """Draws ``(num_samples, ..., n)`` from the belief."""
+        check_count(num_samples, "num_samples")
         return self.mean + self.covariance.sample_noise(num_samples, generator)

@@ -12,6 +12,13 @@ prediction is from its boundary conditions, by the conditions' own stencils) and
 :func:`neumann_flux_error` (the flux at Neumann ends by an independent fourth-order stencil).
 
 Downstream: :func:`first_crossing` finds where a sample drops to zero (the shock position).
+
+Inputs are checked where they enter: predictions and truths of equal shapes (no silent
+broadcasting), finite values, non-negative variances. A zero variance is a deterministic
+prediction, a point mass at the mean: its log-density is +inf where the truth equals the mean
+exactly and -inf elsewhere (so the mean over the grid is -inf if any certain point misses), its
+CRPS is ``|mean - truth|``, and its central interval has zero width (it covers the truth only
+where the truth equals the mean). Give a small positive variance for finite log-likelihoods.
 """
 
 from __future__ import annotations
@@ -22,6 +29,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lawful.constraints._checks import (
+    check_finite,
+    check_floating,
+    check_nonnegative,
+    check_same_shape,
+)
 from lawful.constraints.boundary import (
     MAX_NEUMANN_ORDER,
     BoundaryConditions,
@@ -47,22 +60,61 @@ __all__ = [
 ]
 
 
+def _check_fields(fields: dict[str, Tensor]) -> None:
+    """Floating, finite and of one shape ``(..., n)``: ``fields`` maps names to tensors."""
+    for name, field in fields.items():
+        check_floating(field, name)
+        if field.ndim < 1:
+            raise ValueError(f"{name} must be (..., n) with a grid axis, got a scalar")
+        check_finite(field, name)
+    check_same_shape(fields)
+
+
+def _check_belief(mean: Tensor, variance: Tensor, truth: Tensor) -> None:
+    _check_fields({"mean": mean, "variance": variance, "truth": truth})
+    check_nonnegative(variance, "variance")
+
+
 def mean_squared_error(mean: Tensor, truth: Tensor) -> Tensor:
     """Mean over the last (grid) axis of ``(mean - truth)^2``; ``(...)``."""
+    _check_fields({"mean": mean, "truth": truth})
     return (mean - truth).square().mean(-1)
 
 
 def conservation_error(mean: Tensor, grid: Tensor, true_mass: Tensor) -> Tensor:
-    """Trapezoid mass of ``mean`` on ``grid`` minus ``true_mass`` (signed); ``(...)``."""
-    return mean @ trapezoid_weights(grid).to(mean.dtype) - true_mass
+    """Trapezoid mass of ``mean`` ``(..., n)`` on ``grid`` ``(n,)`` minus ``true_mass``
+    ``(...)`` (signed); ``(...)``."""
+    _check_fields({"mean": mean})
+    check_floating(true_mass, "true mass")
+    check_finite(true_mass, "true mass")
+    if true_mass.shape != mean.shape[:-1]:
+        raise ValueError(
+            f"true mass must have the mean's shape without its grid axis, "
+            f"{tuple(mean.shape[:-1])}; got {tuple(true_mass.shape)}"
+        )
+    weights = trapezoid_weights(grid)
+    if weights.shape != mean.shape[-1:]:
+        raise ValueError(
+            f"grid has {weights.numel()} points but the mean has {mean.shape[-1]} on its last axis"
+        )
+    return mean @ weights.to(mean.dtype) - true_mass
 
 
 def gaussian_log_likelihood(mean: Tensor, variance: Tensor, truth: Tensor) -> Tensor:
-    """Mean over the grid of ``log N(truth; mean, variance)``; ``(...)``."""
+    """Mean over the grid of ``log N(truth; mean, variance)``; ``(...)``.
+
+    A zero variance is a point mass (module docstring): +inf where exact, -inf elsewhere.
+    """
+    _check_belief(mean, variance, truth)
+    certain = variance == 0
+    positive_variance = torch.where(certain, 1.0, variance)
     log_density = -0.5 * (
-        torch.log(2 * math.pi * variance) + (truth - mean).square() / variance
+        torch.log(2 * math.pi * positive_variance) + (truth - mean).square() / positive_variance
     )  # (..., n)
-    return log_density.mean(-1)
+    point_mass = torch.where(truth == mean, torch.inf, -torch.inf)  # (..., n)
+    log_density = torch.where(certain, point_mass, log_density)
+    missed = (certain & (truth != mean)).any(-1)  # (...): -inf wins over +inf
+    return torch.where(missed, -torch.inf, log_density.mean(-1))
 
 
 def crps_gaussian(mean: Tensor, variance: Tensor, truth: Tensor) -> Tensor:
@@ -70,11 +122,15 @@ def crps_gaussian(mean: Tensor, variance: Tensor, truth: Tensor) -> Tensor:
 
     Closed form (Gneiting & Raftery 2007): ``s [z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)]`` with
     ``z = (truth - mean) / s``. Lower is better; it rewards sharpness and calibration together.
+    For a zero variance it is the limit ``|mean - truth|``.
     """
+    _check_belief(mean, variance, truth)
     std = variance.sqrt()
-    z = (truth - mean) / std
+    certain = std == 0
+    z = (truth - mean) / torch.where(certain, 1.0, std)
     density = torch.exp(-0.5 * z.square()) / math.sqrt(2 * math.pi)  # phi(z)
     score = std * (z * (2 * torch.special.ndtr(z) - 1) + 2 * density - 1 / math.sqrt(math.pi))
+    score = torch.where(certain, (truth - mean).abs(), score)
     return score.mean(-1)
 
 
@@ -86,6 +142,7 @@ def interval_coverage(mean: Tensor, variance: Tensor, truth: Tensor, level: floa
     """
     if not 0 < level < 1:
         raise ValueError(f"coverage level must lie strictly between 0 and 1, got {level}")
+    _check_belief(mean, variance, truth)
     z = float(torch.special.ndtri(torch.tensor((1 + level) / 2, dtype=torch.float64)))
     inside = (truth - mean).abs() <= z * variance.sqrt()  # (..., n)
     return inside.to(mean.dtype).mean(-1)
@@ -93,6 +150,7 @@ def interval_coverage(mean: Tensor, variance: Tensor, truth: Tensor, level: floa
 
 def relative_l2(prediction: Tensor, truth: Tensor, dims: tuple[int, ...] = (-1,)) -> Tensor:
     """Per-sample ``||prediction - truth|| / ||truth||`` over ``dims``."""
+    _check_fields({"prediction": prediction, "truth": truth})
     return torch.linalg.vector_norm(prediction - truth, dim=dims) / torch.linalg.vector_norm(
         truth, dim=dims
     )
@@ -105,6 +163,7 @@ def boundary_error(field: Tensor, conditions: BoundaryConditions, spacing: float
     ``|u - g|``, Neumann ``|stencil u_x - g|`` with the conditions' stencil, periodic
     ``|u_0 - u_N|``. ``field`` is ``(batch, channels, *spatial)``.
     """
+    _check_fields({"field": field})
     left, right = boundary_residuals(field, conditions, spacing)  # (batch, channels, *other)
     return torch.stack([left, right], -1).abs().flatten(1).mean(-1)
 
@@ -116,6 +175,7 @@ def neumann_flux_error(
     stencil of ``order`` (default the highest): an estimate independent of the conditions' own
     stencil, so a model cannot score well by matching that stencil alone. ``(batch,)``.
     """
+    _check_fields({"field": field})
     dim = conditions.dim(field.ndim)
     slice_shape = field.select(dim, 0).shape  # (batch, channels, *other)
     errors = []
@@ -138,6 +198,12 @@ def first_crossing(samples: Tensor, grid: Tensor, level: float = 0.0) -> Tensor:
     level gets the last grid point (the front has left the domain).
     """
     check_grid(grid)
+    _check_fields({"samples": samples})
+    if samples.shape[-1] != grid.numel():
+        raise ValueError(
+            f"samples have {samples.shape[-1]} points on their last axis but the grid has "
+            f"{grid.numel()}"
+        )
     below = samples <= level  # (..., n)
     index = torch.where(below.any(-1), below.to(torch.int8).argmax(-1), grid.numel() - 1)
     return grid.to(samples.dtype)[index]

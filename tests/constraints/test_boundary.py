@@ -10,6 +10,8 @@ from lawful.constraints.boundary import (
     Neumann,
     Periodic,
     apply_boundary_conditions,
+    boundary_constraint,
+    boundary_equations,
     boundary_residuals,
     neumann_boundary_value,
     one_sided_derivative,
@@ -123,3 +125,28 @@ def test_bad_boundary_data_raises_naming_the_problem():
         apply_boundary_conditions(field, _conditions("dirichlet", axis=1), 0.1)
     with pytest.raises(ValueError, match="takes no boundary data"):
         _conditions("periodic").with_values(left=1.0)
+
+
+@pytest.mark.parametrize("spacing", [0.0, -0.1, math.inf])
+def test_neumann_stencils_refuse_a_spacing_that_is_not_positive(spacing):
+    # Before: a zero spacing wrote u_0 = u_1 whatever the flux; a negative one flipped its sign.
+    conditions = _conditions("neumann")
+    field = torch.randn(1, 1, 8, dtype=torch.float64)
+    message = "grid spacing must be a positive finite number"
+    with pytest.raises(ValueError, match=message):
+        apply_boundary_conditions(field, conditions, spacing)
+    with pytest.raises(ValueError, match=message):
+        boundary_residuals(field, conditions, spacing)
+    with pytest.raises(ValueError, match=message):
+        boundary_equations(conditions, spacing)
+    with pytest.raises(ValueError, match=message):
+        boundary_constraint(conditions, 8, spacing)
+
+
+def test_integer_fields_are_refused():
+    # Before: a Dirichlet value 0.5 was written into an integer field as 0.
+    field = torch.zeros(1, 1, 4, dtype=torch.int64)
+    with pytest.raises(TypeError, match="field must be a floating-point tensor"):
+        apply_boundary_conditions(field, _conditions("dirichlet", value=0.5), 0.1)
+    with pytest.raises(TypeError, match="field must be a floating-point tensor"):
+        boundary_residuals(field, _conditions("dirichlet", value=0.5), 0.1)

@@ -131,3 +131,15 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="exact constraint"):
         noisy = mass_constraint(GRID, torch.ones(6, dtype=torch.float64), noise_variance=0.1)
         condition_within_bounds(prior, noisy, lower=0.0)
+
+
+def test_mismatched_shapes_are_named():
+    # Before: torch's own expand error, naming neither argument.
+    prior = _prior()  # (6, 41)
+    constraint = mass_constraint(GRID, torch.ones(6, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"lower bound of shape \(4, 41\) does not broadcast"):
+        condition_within_bounds(prior, constraint, lower=torch.zeros(4, 41))
+    with pytest.raises(
+        ValueError, match=r"belief batch shape \(6,\), constraint batch shape \(4,\)"
+    ):
+        condition_within_bounds(prior, mass_constraint(GRID, torch.ones(4, dtype=torch.float64)))

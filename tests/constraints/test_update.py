@@ -4,15 +4,24 @@ Every covariance kind passes the same battery (a diagonal prior is what neural p
 a dense one what Gaussian processes give, a low-rank one what a previous update leaves).
 """
 
+import numpy as np
 import pytest
 import torch
 
 from lawful.beliefs import DenseCovariance, GaussianBelief, LowRankCovariance
+from lawful.constraints.boundary import (
+    BoundaryConditions,
+    Dirichlet,
+    Neumann,
+    boundary_constraint,
+)
 from lawful.constraints.conservation import (
     LinearConstraint,
     mass_constraint,
     mass_from_boundary_flux,
+    stack_constraints,
 )
+from lawful.constraints.quadrature import trapezoid_weights
 from lawful.constraints.update import (
     ConstraintError,
     condition,
@@ -295,3 +304,185 @@ def test_impossible_constraint_is_an_error():
     # With constraint noise the same prior is simply unmoved: the noise explains the defect.
     posterior = condition(belief, LinearConstraint(constraint.weights, constraint.values, 0.1))
     torch.testing.assert_close(posterior.mean, belief.mean)
+
+
+# ------------------------------------------------------------------ rank, pinning, dtypes, shapes
+
+
+def _two_point_prior():
+    return GaussianBelief.diagonal(
+        torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
+    )
+
+
+def _mass_and_ends(total_mass: float, left: float = 1.0, right: float = 2.0):
+    """On the 2-point grid {0, 1} the mass row (1/2, 1/2) is a combination of the end rows."""
+    grid = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    ends = boundary_constraint(BoundaryConditions(Dirichlet(left), Dirichlet(right)), 2, 1.0)
+    return stack_constraints(
+        mass_constraint(grid, torch.tensor(total_mass, dtype=torch.float64)), ends
+    )
+
+
+def test_dependent_rows_with_consistent_values_are_met_exactly():
+    # Before: Cholesky passed on a rounding pivot and the mean met neither mass nor ends.
+    constraint = _mass_and_ends(1.5)  # (1 + 2) / 2: consistent with the ends
+    posterior = condition(_two_point_prior(), constraint)
+    torch.testing.assert_close(posterior.mean, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    assert float(constraint.residual(posterior.mean).abs().max()) < 1e-15
+    assert float(posterior.variance().max()) < 1e-15
+    hardc = project_identity(_two_point_prior(), constraint)
+    torch.testing.assert_close(hardc.mean, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    draws = sample_posterior(_two_point_prior(), constraint, 5, torch.Generator().manual_seed(0))
+    assert float(constraint.residual(draws).abs().max()) < 1e-14
+
+
+def test_dependent_rows_with_contradicting_values_are_named():
+    with pytest.raises(ConstraintError, match=r"row 2 is linearly dependent on rows \[0, 1\]"):
+        condition(_two_point_prior(), _mass_and_ends(3.0))
+    with pytest.raises(ConstraintError, match=r"row 2 is linearly dependent on rows \[0, 1\]"):
+        project_identity(_two_point_prior(), _mass_and_ends(3.0))
+    generator = torch.Generator().manual_seed(0)
+    with pytest.raises(ConstraintError, match="row 2"):
+        sample_posterior(_two_point_prior(), _mass_and_ends(3.0), 3, generator)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_conditioning_again_on_an_overlapping_constraint_equals_conditioning_once(kind):
+    # The mass row is pinned by the first update; the second adds end rows. Before: the pinned
+    # row made the Gram matrix singular and the update refused (or divided by rounding).
+    grid = torch.linspace(0, 1, N, dtype=torch.float64)
+    mass = mass_constraint(grid, torch.tensor([0.5, -0.2, 1.0], dtype=torch.float64))
+    ends = BoundaryConditions(Dirichlet(0.3), Neumann(-0.4, order=2))
+    both = stack_constraints(mass, boundary_constraint(ends, N, 1 / (N - 1)))
+    prior = _random_belief(kind)
+    once = condition(prior, both)
+    in_two_steps = condition(condition(prior, mass), both)
+    torch.testing.assert_close(in_two_steps.mean, once.mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        in_two_steps.covariance.to_dense(), once.covariance.to_dense(), rtol=0, atol=1e-12
+    )
+
+
+def test_a_belief_pinned_where_a_row_has_weight_meets_it_or_names_it():
+    rows = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    variance = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
+    pinned_at_one = GaussianBelief.diagonal(
+        torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), variance
+    )
+    values = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    posterior = condition(pinned_at_one, LinearConstraint(rows, values))
+    torch.testing.assert_close(posterior.mean, torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64))
+    pinned_at_zero = GaussianBelief.diagonal(torch.zeros(3, dtype=torch.float64), variance)
+    with pytest.raises(ConstraintError, match="row 0 has no variance under the belief"):
+        condition(pinned_at_zero, LinearConstraint(rows, values))
+
+
+def test_an_update_that_overflows_its_dtype_is_an_error():
+    # float32 variances of 1e-37 (normal numbers) under a mass defect of 1e3: 1 / (g^T D g)
+    # times the defect exceeds float32. Before: an infinite mean.
+    belief = GaussianBelief.diagonal(torch.ones(5), torch.full((5,), 1e-37))
+    constraint = mass_constraint(torch.linspace(0, 1, 5), torch.tensor(1e3))
+    with pytest.raises(ConstraintError, match=r"overflows torch\.float32"):
+        condition(belief, constraint)
+
+
+@pytest.mark.parametrize("mass_dtype", [torch.float32, torch.float16])
+def test_a_low_precision_mass_does_not_round_the_weights(mass_dtype):
+    # Before: the weights took the mass's dtype, so a float64 belief conserved to 1e-8 (1e-4).
+    grid = torch.linspace(0, 1, 50, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    belief = GaussianBelief.diagonal(
+        torch.rand(50, generator=generator, dtype=torch.float64),
+        torch.rand(50, generator=generator, dtype=torch.float64) + 0.1,
+    )
+    mass = torch.tensor(1 / 3, dtype=mass_dtype)
+    constraint = mass_constraint(grid, mass)
+    assert constraint.weights.dtype == torch.float64
+    posterior = condition(belief, constraint)
+    conserved = trapezoid_weights(grid) @ posterior.mean
+    assert abs(float(conserved) - float(mass)) < 1e-15
+
+
+def test_integer_grids_and_masses_are_promoted_to_float64():
+    # Before: an integer mass gave integer (all-zero) weights and a misleading error.
+    constraint = mass_constraint(torch.arange(5), torch.tensor(2))
+    assert constraint.weights.dtype == constraint.values.dtype == torch.float64
+    belief = GaussianBelief.diagonal(
+        torch.zeros(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64)
+    )
+    posterior = condition(belief, constraint)
+    assert float(trapezoid_weights(torch.arange(5.0, dtype=torch.float64)) @ posterior.mean) == (
+        pytest.approx(2.0, abs=1e-15)
+    )
+    exact_rows = LinearConstraint(torch.tensor([[1, 1, 0, 0, 0]]), torch.tensor([3]))
+    assert exact_rows.weights.dtype == torch.float64
+
+
+def test_constrained_likelihood_refuses_bad_input():
+    weights, ones = torch.ones(1, 2), torch.ones(2)
+    with pytest.raises(ValueError, match="target contains NaN"):
+        constrained_log_likelihood(torch.tensor([float("nan"), 0.0]), ones, ones, weights, 0.1)
+    with pytest.raises(ValueError, match=r"shapes must be equal.*mean \(3,\)"):
+        constrained_log_likelihood(ones, torch.ones(3), ones, weights, 0.1)
+    with pytest.raises(ValueError, match="variance must be positive"):
+        constrained_log_likelihood(ones, ones, torch.tensor([1.0, 0.0]), weights, 0.1)
+    # Two equal rows with noise far below the rounding of G D G^T: the density is not resolved.
+    with pytest.raises(ConstraintError, match="row 1"):
+        constrained_log_likelihood(ones, ones, ones, torch.ones(2, 2), 1e-20)
+
+
+def test_mass_from_boundary_flux_refuses_nan_and_mismatched_batches():
+    times = torch.linspace(0, 1, 3)
+    with pytest.raises(ValueError, match="left flux contains NaN"):
+        mass_from_boundary_flux(
+            torch.tensor(1.0), times, torch.tensor([0.0, float("nan"), 0.0]), torch.zeros(3)
+        )
+    with pytest.raises(ValueError, match=r"do not broadcast: initial mass \(3,\), left flux"):
+        mass_from_boundary_flux(torch.ones(3), times, torch.zeros(4, 3), torch.zeros(3, 3))
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (
+            lambda: condition(
+                GaussianBelief.diagonal(torch.zeros(3, 5), torch.ones(3, 5)),
+                mass_constraint(torch.linspace(0, 1, 5), torch.ones(4)),
+            ),
+            ValueError,
+            r"belief batch shape \(3,\), constraint batch shape \(4,\)",
+        ),
+        (
+            lambda: stack_constraints(
+                mass_constraint(torch.linspace(0, 1, 5), torch.ones(3)),
+                mass_constraint(torch.linspace(0, 1, 5), torch.ones(4)),
+            ),
+            ValueError,
+            r"constraint 0 batch \(3,\), constraint 1 batch \(4,\)",
+        ),
+        (
+            lambda: LinearConstraint(torch.ones(2, 1, 3), torch.ones(3, 1)),
+            ValueError,
+            "do not broadcast",
+        ),
+        (
+            lambda: LinearConstraint(np.ones((1, 3)), np.ones(1)),
+            TypeError,
+            r"constraint weights must be a torch\.Tensor, got numpy\.ndarray",
+        ),
+        (
+            lambda: mass_constraint(torch.linspace(0, 1, 3), torch.tensor(1 + 1j)),
+            TypeError,
+            "total mass must be real",
+        ),
+        (
+            lambda: GaussianBelief.diagonal(torch.zeros(3, dtype=torch.complex64), torch.ones(3)),
+            TypeError,
+            "mean must be real",
+        ),
+    ],
+)
+def test_mismatched_and_foreign_input_is_named(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

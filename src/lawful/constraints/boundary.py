@@ -12,7 +12,9 @@ slice*, of shape ``(batch, channels, *other)``. A boundary value may be
 
 Neumann conditions ``u_x = g`` use a one-sided finite-difference stencil of order ``p`` on a uniform
 grid of spacing ``h``; solving it for the boundary entry makes the discrete derivative equal ``g``.
-Orders are tested in tests/constraints/test_boundary.py.
+Orders are tested in tests/constraints/test_boundary.py. ``h`` must be positive (checked wherever a
+Neumann stencil uses it), and fields must be floating point: an integer field cannot hold the
+values written into it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lawful.constraints._checks import check_finite
+from lawful.constraints._checks import check_finite, check_floating, check_spacing
 from lawful.constraints.conservation import LinearConstraint
 
 Side = Literal["left", "right"]
@@ -229,6 +231,8 @@ def one_sided_derivative(
     field: Tensor, spacing: float, order: int, side: Side, dim: int = -1
 ) -> Tensor:
     """The order-``p`` one-sided difference approximation of ``u_x`` at one end of ``dim``."""
+    check_floating(field, "field")
+    check_spacing(spacing)
     weights = one_sided_derivative_weights(order, field.dtype).to(field.device)
     sign = 1.0 if side == "left" else -1.0  # mirrored stencil: steps point inward, -x
     return sign * (_from_end(field, dim, order + 1, side) @ weights) / spacing
@@ -244,6 +248,8 @@ def neumann_boundary_value(
     ``u_N = (18 u_{N-1} - 9 u_{N-2} + 2 u_{N-3} + 6 h g) / 11``. ``flux`` broadcasts like
     the result, whose shape is ``field``'s without ``dim``.
     """
+    check_floating(field, "field")
+    check_spacing(spacing)
     weights = one_sided_derivative_weights(order, field.dtype).to(field.device)
     interior = _from_end(field, dim, order + 1, side)[..., 1:]  # (..., order)
     sign = 1.0 if side == "left" else -1.0
@@ -259,6 +265,7 @@ def apply_boundary_conditions(
     the average of the two. Usable on the output of any model; the interior is untouched.
     ``spacing`` is the uniform grid step along the axis (only Neumann ends use it).
     """
+    check_floating(field, "field")
     conditions.validate(field.shape)
     dim = conditions.dim(field.ndim)
     n = field.shape[dim]
@@ -291,6 +298,7 @@ def boundary_residuals(
     Dirichlet: ``u - g``; Neumann: stencil derivative ``- g``; periodic: ``u_0 - u_N`` (both).
     Each residual has the boundary slice's shape ``(batch, channels, *other)``.
     """
+    check_floating(field, "field")
     dim = conditions.dim(field.ndim)
     n = field.shape[dim]
     if conditions.is_periodic:
@@ -384,6 +392,7 @@ def _end_equation(condition: BoundaryCondition, spacing: float, side: Side) -> B
         target: BoundaryValue = condition.value
     else:
         assert isinstance(condition, Neumann)
+        check_spacing(spacing)
         weights = one_sided_derivative_weights(condition.order)
         coefficients = tuple((weights / weights[0]).tolist())
         sign = 1.0 if side == "left" else -1.0

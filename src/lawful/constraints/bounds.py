@@ -23,8 +23,9 @@ import torch
 from torch import Tensor
 
 from lawful.beliefs import DiagonalCovariance, GaussianBelief
+from lawful.constraints._checks import as_floating, check_broadcasts_to
 from lawful.constraints.conservation import LinearConstraint
-from lawful.constraints.update import ConstraintError, condition
+from lawful.constraints.update import ConstraintError, check_compatible, condition
 
 __all__ = ["condition_within_bounds"]
 
@@ -110,6 +111,7 @@ def condition_within_bounds(
 
 
 def _check_inputs(prior: GaussianBelief, constraint: LinearConstraint) -> None:
+    check_compatible(prior, constraint)
     if not isinstance(prior.covariance, DiagonalCovariance):
         raise ValueError(
             "condition_within_bounds needs a diagonal prior covariance, got "
@@ -130,13 +132,19 @@ def _check_inputs(prior: GaussianBelief, constraint: LinearConstraint) -> None:
 def _bounds(
     lower: Tensor | float, upper: Tensor | float, shape: torch.Size
 ) -> tuple[Tensor, Tensor]:
-    lower = torch.as_tensor(lower, dtype=torch.float64).expand(shape)
-    upper = torch.as_tensor(upper, dtype=torch.float64).expand(shape)
+    """Both bounds as float64 tensors of the field's ``shape``."""
+    lower, upper = _bound(lower, "lower bound", shape), _bound(upper, "upper bound", shape)
     if bool(lower.isnan().any() | upper.isnan().any()):
         raise ValueError("bounds contain NaN values")
     if bool((lower > upper).any()):
         raise ValueError("lower bound exceeds upper bound at some grid point")
     return lower, upper
+
+
+def _bound(value: Tensor | float, name: str, shape: torch.Size) -> Tensor:
+    bound = as_floating(value, name)
+    check_broadcasts_to(bound.shape, shape, name, "the field's shape")
+    return bound.to(torch.float64).expand(shape)
 
 
 def _bracket(

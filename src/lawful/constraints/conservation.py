@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lawful.constraints._checks import check_finite, check_nonnegative
+from lawful.constraints._checks import (
+    as_floating,
+    check_broadcast,
+    check_finite,
+    check_nonnegative,
+)
 from lawful.constraints.quadrature import QuadratureRule, check_grid, quadrature_weights
 
 __all__ = [
@@ -32,7 +37,8 @@ class LinearConstraint:
     ``weights`` ``(..., k, n)``: k constraint rows over n grid points; ``values`` ``(..., k)``;
     ``noise_variance`` broadcastable to ``(..., k)``, zero for a constraint that must hold
     exactly. Leading axes broadcast against the belief's batch axes, so one row of quadrature
-    weights ``(1, n)`` serves every function, time and latent sample.
+    weights ``(1, n)`` serves every function, time and latent sample. Integer weights and values
+    are promoted to float64 (see :mod:`lawful.constraints._checks`).
     """
 
     weights: Tensor  # (..., k, n)
@@ -40,6 +46,9 @@ class LinearConstraint:
     noise_variance: Tensor | float = 0.0
 
     def __post_init__(self) -> None:
+        # Frozen, so the promoted tensors are set through object.__setattr__.
+        object.__setattr__(self, "weights", as_floating(self.weights, "constraint weights"))
+        object.__setattr__(self, "values", as_floating(self.values, "constraint values"))
         if self.weights.ndim < 2:
             raise ValueError(
                 f"constraint weights must be (..., k, n), got shape {tuple(self.weights.shape)}; "
@@ -52,13 +61,28 @@ class LinearConstraint:
             )
         check_finite(self.weights, "constraint weights")
         check_finite(self.values, "constraint values")
-        noise = torch.as_tensor(self.noise_variance)
+        noise = as_floating(self.noise_variance, "constraint noise variance")
         check_finite(noise, "constraint noise variance")
         check_nonnegative(noise, "constraint noise variance")
+        check_broadcast({"constraint values": self.values.shape, "noise variance": noise.shape})
+        check_broadcast(self._batch_shapes())
 
     @property
     def num_rows(self) -> int:
         return self.weights.shape[-2]
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        """The leading (batch) shape of weights, values and noise together."""
+        return check_broadcast(self._batch_shapes())
+
+    def _batch_shapes(self) -> dict[str, tuple[int, ...]]:
+        noise = self.noise_variance
+        return {
+            "constraint weights batch": self.weights.shape[:-2],
+            "constraint values batch": self.values.shape[:-1],
+            "noise variance batch": noise.shape[:-1] if isinstance(noise, Tensor) else (),
+        }
 
     def residual(self, u: Tensor) -> Tensor:
         """``values - weights @ u`` for ``u`` of shape ``(..., n)``; returns ``(..., k)`` in
@@ -75,13 +99,20 @@ def stack_constraints(*constraints: LinearConstraint) -> LinearConstraint:
     """
     if not constraints:
         raise ValueError("stack_constraints needs at least one constraint")
+    for i, constraint in enumerate(constraints):
+        if not isinstance(constraint, LinearConstraint):
+            raise TypeError(
+                f"constraint {i} must be a LinearConstraint, got {type(constraint).__name__}"
+            )
     num_points = {constraint.weights.shape[-1] for constraint in constraints}
     if len(num_points) > 1:
         raise ValueError(f"constraints live on grids of different sizes: {sorted(num_points)}")
     # Weights keep their own (usually shared) batch shape: a mass row (1, n) stacked with rows
     # that carry per-function data stays (k, n), not a copy per function and time.
+    batch = check_broadcast(
+        {f"constraint {i} batch": c.batch_shape for i, c in enumerate(constraints)}
+    )
     weight_batch = torch.broadcast_shapes(*(c.weights.shape[:-2] for c in constraints))
-    batch = torch.broadcast_shapes(weight_batch, *(c.values.shape[:-1] for c in constraints))
     dtype = functools.reduce(
         torch.promote_types, [t.dtype for c in constraints for t in (c.weights, c.values)]
     )
@@ -111,11 +142,16 @@ def mass_constraint(
     """ "Quadrature of u on ``grid`` equals ``total_mass``", one row per entry of ``total_mass``.
 
     ``grid`` ``(n,)``; ``total_mass`` ``(...)`` (e.g. ``(functions, times)``). The weights are
-    shared by all rows, so they are stored once as ``(1, n)`` and broadcast.
+    shared by all rows, so they are stored once as ``(1, n)`` and broadcast. They are computed
+    in the grid's dtype and stored in the more precise of the grid's and the mass's: a float32
+    mass does not round float64 weights (integers count as float64).
     """
+    grid = as_floating(grid, "constraint grid")
+    total_mass = as_floating(total_mass, "total mass")
     check_grid(grid, "constraint grid")
-    weights = quadrature_weights(grid, rule).to(total_mass.dtype).unsqueeze(0)  # (1, n)
-    return LinearConstraint(weights, total_mass.unsqueeze(-1), noise_variance)
+    dtype = torch.promote_types(grid.dtype, total_mass.dtype)
+    weights = quadrature_weights(grid, rule).to(dtype).unsqueeze(0)  # (1, n)
+    return LinearConstraint(weights, total_mass.to(dtype).unsqueeze(-1), noise_variance)
 
 
 def mass_from_boundary_flux(
@@ -124,19 +160,40 @@ def mass_from_boundary_flux(
     """Total mass over time from the boundary fluxes of ``u_t + F_x = 0``.
 
     ``U(t_j) = U(t_0) - int_{t_0}^{t_j} (F(right) - F(left)) dt`` by the trapezoid rule in time.
-    ``initial_mass`` ``(...)``; ``times`` ``(T,)`` increasing; fluxes ``(..., T)``.
-    Returns ``(..., T)``.
+    ``initial_mass`` ``(...)``; ``times`` ``(T,)`` increasing; fluxes ``(..., T)``; the batch
+    shapes broadcast. Returns ``(..., T)`` in the most precise of the inputs' dtypes.
     """
+    initial_mass = as_floating(initial_mass, "initial mass")
+    times = as_floating(times, "flux times")
+    flux_left = as_floating(flux_left, "left flux")
+    flux_right = as_floating(flux_right, "right flux")
     check_grid(times, "flux times")
+    if flux_left.ndim < 1 or flux_right.ndim < 1:
+        raise ValueError(
+            f"fluxes must be (..., T), got {tuple(flux_left.shape)} and {tuple(flux_right.shape)}"
+        )
     if flux_left.shape[-1] != times.numel() or flux_right.shape[-1] != times.numel():
         raise ValueError(
             f"fluxes must end in T = {times.numel()} (one per time), got "
             f"{tuple(flux_left.shape)} and {tuple(flux_right.shape)}"
         )
-    net_outflow = flux_right - flux_left  # (..., T)
-    steps = torch.diff(times).to(net_outflow.dtype)  # (T - 1,)
+    check_finite(initial_mass, "initial mass")
+    check_finite(flux_left, "left flux")
+    check_finite(flux_right, "right flux")
+    check_broadcast(
+        {
+            "initial mass": initial_mass.shape,
+            "left flux batch": flux_left.shape[:-1],
+            "right flux batch": flux_right.shape[:-1],
+        }
+    )
+    dtype = functools.reduce(
+        torch.promote_types, [t.dtype for t in (initial_mass, times, flux_left, flux_right)]
+    )
+    net_outflow = flux_right.to(dtype) - flux_left.to(dtype)  # (..., T)
+    steps = torch.diff(times.to(dtype))  # (T - 1,)
     increments = 0.5 * (net_outflow[..., 1:] + net_outflow[..., :-1]) * steps  # (..., T - 1)
     outflow_so_far = torch.cat(
         [torch.zeros_like(net_outflow[..., :1]), increments.cumsum(-1)], dim=-1
     )  # (..., T)
-    return initial_mass.unsqueeze(-1) - outflow_so_far
+    return initial_mass.to(dtype).unsqueeze(-1) - outflow_so_far

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
-from lawful.constraints._checks import check_finite
+from lawful.constraints._checks import as_floating, check_finite, check_tensor
 
 QuadratureRule = Literal["trapezoid", "riemann_left", "riemann_right"]
 
@@ -35,6 +35,7 @@ def check_grid(x: Tensor, name: str = "grid", batched: bool = False) -> None:
 
     ``x`` is one grid ``(n,)``, or with ``batched=True`` a batch of grids ``(..., n)``.
     """
+    check_tensor(x, name)
     if x.ndim != 1 and not (batched and x.ndim >= 1):
         raise ValueError(f"{name} must be one-dimensional, got shape {tuple(x.shape)}")
     if x.shape[-1] < 2:
@@ -53,8 +54,10 @@ def check_grid(x: Tensor, name: str = "grid", batched: bool = False) -> None:
 def trapezoid_weights(x: Tensor) -> Tensor:
     """Trapezoid weights: half of each neighbouring cell, ``(x[i+1] - x[i-1]) / 2`` inside.
 
-    ``x`` is ``(n,)`` or a batch of grids ``(..., n)``; the weights have its shape.
+    ``x`` is ``(n,)`` or a batch of grids ``(..., n)``; the weights have its shape (and its
+    dtype; an integer grid is promoted to float64).
     """
+    x = as_floating(x, "grid")
     check_grid(x, batched=True)
     half_cells = torch.diff(x, dim=-1) / 2  # (..., n - 1)
     return functional.pad(half_cells, (0, 1)) + functional.pad(half_cells, (1, 0))
@@ -62,6 +65,7 @@ def trapezoid_weights(x: Tensor) -> Tensor:
 
 def riemann_weights(x: Tensor, side: Literal["left", "right"] = "left") -> Tensor:
     """One-sided Riemann weights: each cell's width goes to its left (or right) end point."""
+    x = as_floating(x, "grid")
     check_grid(x)
     cells = torch.diff(x)  # (n - 1,)
     weights = torch.zeros_like(x)

@@ -10,7 +10,23 @@ For a prior ``u ~ N(mu, Sigma)`` and the observation ``b ~ N(G u, S)``:
 ``S = 0`` is the limit of an exact constraint: ``G mu' = b`` to rounding. Only ``G Sigma``
 (``(k, n)``) and the ``k x k`` matrix ``Q`` are formed, so for a diagonal prior the cost is
 O(n k) and the posterior covariance stays diagonal-plus-rank-k (never ``n x n``). ``Q`` is
-factorised in float64 whatever the belief's dtype: it is the one ill-conditioned step.
+factorised in float64 whatever the belief's dtype: it is the one ill-conditioned step. The
+update works in the belief's dtype: a constraint of another dtype is converted to it.
+
+**Rank.** Whether rows are independent is decided by a stated tolerance, not by whether a
+Cholesky factorisation happens to fail on a rounding pivot. Row ``j``'s pivot is its variance
+given the rows before it, in units of the rounding scale of ``Q_jj``
+(:meth:`~lawful.beliefs.Covariance.gram_scale`, plus its noise); at or below
+:meth:`~lawful.beliefs.Covariance.gram_tolerance` (``RANK_SAFETY * k * eps`` of the belief's
+dtype, :func:`~lawful.constraints._checks.rank_tolerance`; ``sqrt(eps)`` for a dense
+covariance, which keeps no trace of the rounding it carries) the row adds nothing that the rows
+before it, or the belief itself, have not fixed. Such
+a row is skipped if its value agrees with theirs (its mass defect left after the others are met
+is within :func:`~lawful.constraints._checks.rounding_tolerance`, ``sqrt(eps)``, of the terms it
+sums): that is exact, since conditioning on an observation already certain changes nothing,
+and it keeps the update idempotent when a posterior is conditioned again on the same or an
+overlapping constraint. If its value disagrees, :class:`ConstraintError` names the row and the
+rows it depends on (or says the belief has no variance along it).
 
 :func:`project_identity` is HardC, the paper's ablation: the same projection with ``Sigma``
 replaced by the identity, the model's covariance left as it was.
@@ -24,7 +40,18 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lawful.beliefs import DiagonalCovariance, GaussianBelief
+from lawful.beliefs import GaussianBelief
+from lawful.constraints._checks import (
+    as_floating,
+    check_broadcast,
+    check_finite,
+    check_floating,
+    check_same_shape,
+    check_variance,
+    first_index,
+    rank_tolerance,
+    rounding_tolerance,
+)
 from lawful.constraints.conservation import LinearConstraint
 
 __all__ = [
@@ -48,7 +75,8 @@ def condition(belief: GaussianBelief, constraint: LinearConstraint) -> GaussianB
         gram,
         residual,
         constraint.noise_variance,
-        _gram_scale(belief, weights, gram),
+        belief.covariance.gram_scale(weights, gram),
+        belief.covariance.gram_tolerance(constraint.num_rows),
         lambda: _value_scale(constraint, belief.mean),
     )
     mean = _add_rows(belief.mean, rows_times_cov, coefficients)
@@ -60,13 +88,14 @@ def project_identity(belief: GaussianBelief, constraint: LinearConstraint) -> Ga
 
     Equivalent to :func:`condition` with an identity prior covariance and no constraint noise.
     """
-    _check_compatible(belief, constraint)
+    check_compatible(belief, constraint)
     weights = constraint.weights.to(belief.mean.dtype)  # (..., k, n)
     gram = torch.einsum("...kn,...jn->...kj", weights, weights)  # (..., k, k)
     residual = constraint.residual(belief.mean)  # (..., k)
     scale = torch.diagonal(gram, dim1=-2, dim2=-1)  # (..., k): sum_n G_kn^2
+    tolerance = rank_tolerance(residual.dtype, constraint.num_rows)
     _, coefficients = _solve_gram(
-        gram, residual, 0.0, scale, lambda: _value_scale(constraint, belief.mean)
+        gram, residual, 0.0, scale, tolerance, lambda: _value_scale(constraint, belief.mean)
     )
     return GaussianBelief.trusted(_add_rows(belief.mean, weights, coefficients), belief.covariance)
 
@@ -94,7 +123,8 @@ def sample_posterior(
         gram,
         residual,
         constraint.noise_variance,
-        _gram_scale(prior, weights, gram),
+        prior.covariance.gram_scale(weights, gram),
+        prior.covariance.gram_tolerance(constraint.num_rows),
         lambda: _value_scale(constraint, draws),
     )
     return _add_rows(draws, rows_times_cov, coefficients)
@@ -114,10 +144,29 @@ def constrained_log_likelihood(
         log p(y | b) = log N(y; mu, D) + log N(b; G y, S) - log N(b; G mu, G D G^T + S)
 
     with ``b = G y`` (the truth's own mass), so the middle term is ``log N(0; 0, S)``.
-    ``target``, ``mean``, ``variance``: ``(..., n)``; ``weights``: ``(k, n)`` or ``(..., k, n)``;
-    ``noise_variance`` > 0, fixed or learned (e.g. ``exp(-log_precision)``). Returns ``(...)``.
+    ``target``, ``mean``, ``variance`` (positive): ``(..., n)`` each; ``weights``: ``(k, n)`` or
+    ``(..., k, n)``, converted to the mean's dtype; ``noise_variance`` > 0, fixed or learned
+    (e.g. ``exp(-log_precision)``). Returns ``(...)``. Rows that the noise is too small to tell
+    apart (dependent rows, at the update's rank tolerance) raise :class:`ConstraintError`.
     """
+    for name, tensor in (("target", target), ("mean", mean), ("variance", variance)):
+        check_floating(tensor, name)
+    check_same_shape({"target": target, "mean": mean, "variance": variance})
+    check_finite(target, "target")
+    check_finite(mean, "mean")
+    check_variance(variance, "variance")
+    if bool((variance == 0).any()):
+        raise ValueError("variance must be positive: a zero variance has no finite log-density")
+    weights = as_floating(weights, "constraint weights").to(mean.dtype)
+    check_finite(weights, "constraint weights")
+    if weights.ndim < 2 or weights.shape[-1] != mean.shape[-1]:
+        raise ValueError(
+            f"constraint weights must be (..., k, n) with n = {mean.shape[-1]}, got shape "
+            f"{tuple(weights.shape)}"
+        )
+    check_broadcast({"prediction batch": mean.shape[:-1], "weights batch": weights.shape[:-2]})
     noise_variance = torch.as_tensor(noise_variance, dtype=mean.dtype, device=mean.device)
+    check_finite(noise_variance, "constraint noise variance")
     if bool((noise_variance <= 0).any()):
         raise ValueError(
             "training through the constraint needs a positive constraint noise variance"
@@ -130,6 +179,16 @@ def constrained_log_likelihood(
     predicted = torch.einsum("...kn,...n->...k", weights, mean)  # (..., k)
     gram = torch.einsum("...kn,...n,...jn->...kj", weights, variance, weights)  # (..., k, k)
     gram = gram + noise_variance * torch.eye(num_rows, dtype=mean.dtype, device=mean.device)
+    # G D G^T + S sums non-negative terms on its diagonal: that diagonal is its rounding scale.
+    scale = torch.diagonal(gram, dim1=-2, dim2=-1).double()  # (..., k)
+    independent = _independent_rows(gram.double(), scale, rank_tolerance(mean.dtype, num_rows))
+    if not bool(independent.all()):
+        index = first_index(~independent)
+        raise ConstraintError(
+            f"constraint row {index[-1]} (at batch index {index[:-1]}) is linearly dependent on "
+            "the rows before it under the belief, and the constraint noise is too small to tell "
+            "them apart; remove the row or raise the noise variance"
+        )
     noise_cov = noise_variance * torch.eye(num_rows, dtype=mean.dtype, device=mean.device)
     log_noise_at_zero = _mvn_log_density(torch.zeros_like(observed), noise_cov)
     log_marginal = _mvn_log_density(observed - predicted, gram)
@@ -153,29 +212,27 @@ def _gain_terms(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``G`` in the belief's dtype ``(..., k, n)``, ``G Sigma`` ``(..., k, n)`` and
     ``G Sigma G^T`` ``(..., k, k)``: what conditioning and posterior sampling both start from."""
-    _check_compatible(belief, constraint)
+    check_compatible(belief, constraint)
     weights = constraint.weights.to(belief.mean.dtype)
     rows_times_cov = belief.covariance.left_multiply(weights)
     gram = torch.einsum("...kn,...jn->...kj", rows_times_cov, weights)
     return weights, rows_times_cov, gram
 
 
-def _check_compatible(belief: GaussianBelief, constraint: LinearConstraint) -> None:
+def check_compatible(belief: GaussianBelief, constraint: LinearConstraint) -> None:
+    """Raise unless ``constraint`` applies to ``belief``: same grid, broadcasting batch shapes."""
+    if not isinstance(belief, GaussianBelief):
+        raise TypeError(f"belief must be a GaussianBelief, got {type(belief).__name__}")
+    if not isinstance(constraint, LinearConstraint):
+        raise TypeError(f"constraint must be a LinearConstraint, got {type(constraint).__name__}")
     if constraint.weights.shape[-1] != belief.mean.shape[-1]:
         raise ValueError(
             f"constraint weights cover {constraint.weights.shape[-1]} grid points but the "
             f"belief has {belief.mean.shape[-1]}"
         )
-
-
-def _gram_scale(belief: GaussianBelief, weights: Tensor, gram: Tensor) -> Tensor:
-    """``sum_n G_kn^2 var_n`` ``(..., k)``: the scale of ``Q``'s diagonal, for tolerances.
-
-    For a diagonal covariance that is ``Q``'s diagonal itself (no cancellation can occur).
-    """
-    if isinstance(belief.covariance, DiagonalCovariance):
-        return torch.diagonal(gram, dim1=-2, dim2=-1)
-    return torch.einsum("...kn,...n->...k", weights.square(), belief.covariance.variance())
+    check_broadcast(
+        {"belief batch shape": belief.batch_shape, "constraint batch shape": constraint.batch_shape}
+    )
 
 
 def _add_rows(base: Tensor, rows: Tensor, coefficients: Tensor) -> Tensor:
@@ -200,51 +257,114 @@ def _solve_gram(
     residual: Tensor,
     noise_variance: Tensor | float,
     gram_scale: Tensor,
+    tolerance: float,
     value_scale: Callable[[], Tensor],
 ) -> tuple[Tensor, Tensor]:
-    """``(Q^-1, Q^-1 r)`` for ``Q = gram + S``, factorised in float64.
+    """``(Q^-1, Q^-1 r)`` for ``Q = gram + S`` on the independent rows, factorised in float64.
 
-    Where a batch element's ``Q`` vanishes (zero prior variance under the constraint's weights
-    and zero noise; e.g. a posterior conditioned a second time), the update there is the
-    identity if the constraint already holds, and impossible otherwise: that raises
-    :class:`ConstraintError` rather than dividing by zero.
+    ``gram`` ``(..., k, k)``, ``residual`` ``(..., k)``, ``gram_scale`` ``(..., k)`` the rounding
+    scale of ``gram``'s diagonal; ``value_scale`` gives that of the residual, ``(..., k)``, and
+    is only computed when some row is skipped. Rows whose pivot is at or below ``tolerance``
+    (module docstring) get zero rows and columns in ``Q^-1``, so the update leaves them as they
+    are; their mass defect must then be rounding, else :class:`ConstraintError`. Returns both in
+    the residual's dtype.
     """
     dtype = residual.dtype
     num_rows = gram.shape[-1]
-    eye = torch.eye(num_rows, dtype=torch.float64, device=gram.device)
     noise = torch.as_tensor(noise_variance, dtype=torch.float64, device=gram.device)
-    if noise.ndim > 0:
-        noise = torch.diag_embed(noise.expand(*noise.shape[:-1], num_rows))  # (..., k, k)
-    else:
-        noise = noise * eye
-    q = gram.double() + noise  # (..., k, k)
+    noise = noise.expand(*noise.shape[:-1], num_rows) if noise.ndim > 0 else noise.expand(num_rows)
+    q = gram.double() + torch.diag_embed(noise)  # (..., k, k)
+    scale = gram_scale.double() + noise  # (..., k)
+    independent = _independent_rows(q, scale, tolerance)  # (..., k)
 
-    # A Q that is pinned (posterior of the same constraint) is rounding noise of relative size
-    # ~1e3 eps; a genuine prior has Q / scale of order one. sqrt(eps) separates the two.
-    tolerance = torch.finfo(dtype).eps ** 0.5
-    q_diagonal = torch.diagonal(q, dim1=-2, dim2=-1)  # (..., k)
-    degenerate = (q_diagonal <= tolerance * gram_scale.double()).all(-1)  # (...)
-    if bool(degenerate.any()):
-        defect = residual.double().abs().amax(-1)  # (...)
-        allowed = tolerance * value_scale().double().amax(-1) + torch.finfo(dtype).tiny
-        degenerate_here, defect, allowed = torch.broadcast_tensors(degenerate, defect, allowed)
-        unmet = degenerate_here & (defect > allowed)
-        if bool(unmet.any()):
-            raise ConstraintError(
-                "constraint cannot be met: the belief has zero variance wherever the constraint "
-                "has weight and the constraint noise is zero, but the mass defect is "
-                f"{float(defect[unmet].max()):.3e}"
-            )
-        # Already satisfied with certainty: solve with Q = I and zero the result there.
-        q = torch.where(degenerate[..., None, None], eye, q)
-
-    cholesky, info = torch.linalg.cholesky_ex(q)
-    if bool((info > 0).any()):
-        raise ConstraintError(
-            "constraint rows are linearly dependent under the belief (G Sigma G^T + S is "
-            "singular); remove the redundant rows or add constraint noise"
-        )
-    inverse = torch.cholesky_inverse(cholesky)  # (..., k, k)
-    inverse = torch.where(degenerate[..., None, None], torch.zeros_like(inverse), inverse)
+    every_row = bool(independent.all())
+    if every_row:
+        solved = q
+    else:  # factorise the independent rows alone: the others are rows and columns of I
+        both = independent[..., :, None] & independent[..., None, :]  # (..., k, k)
+        solved = torch.where(both, q, torch.eye(num_rows, dtype=q.dtype, device=q.device))
+    inverse = torch.cholesky_inverse(torch.linalg.cholesky(solved))  # (..., k, k)
+    if not every_row:
+        inverse = torch.where(both, inverse, torch.zeros_like(inverse))
     coefficients = (inverse @ residual.double().unsqueeze(-1)).squeeze(-1)  # (..., k)
-    return inverse.to(dtype), coefficients.to(dtype)
+    if not every_row:
+        _check_skipped_rows_hold(
+            q, scale, tolerance, residual, coefficients, independent, value_scale
+        )
+    return _in_dtype(inverse, coefficients, dtype)
+
+
+def _independent_rows(q: Tensor, scale: Tensor, tolerance: float) -> Tensor:
+    """Which rows of ``q`` ``(..., k, k)`` are independent of the kept rows before them.
+
+    The in-order Cholesky pivots of ``q``: row ``j``'s is its variance given the kept rows
+    before it, kept if above ``tolerance * scale_j`` (``scale`` ``(..., k)``); a row not kept
+    eliminates nothing from the rows after it. A decision, not part of the result: no
+    gradient. Returns ``(..., k)`` booleans.
+    """
+    num_rows = q.shape[-1]
+    with torch.no_grad():
+        remaining = q
+        kept = []
+        for row in range(num_rows):
+            pivot = remaining[..., row, row]  # (...)
+            keep = pivot > tolerance * scale[..., row]
+            kept.append(keep)
+            if row + 1 < num_rows:
+                multiplier = remaining[..., :, row] / torch.where(keep, pivot, 1.0)[..., None]
+                multiplier = torch.where(keep[..., None], multiplier, 0.0)  # (..., k)
+                remaining = remaining - multiplier[..., :, None] * remaining[..., None, row, :]
+        return torch.stack(kept, dim=-1)
+
+
+def _check_skipped_rows_hold(
+    q: Tensor,
+    scale: Tensor,
+    tolerance: float,
+    residual: Tensor,
+    coefficients: Tensor,
+    independent: Tensor,
+    value_scale: Callable[[], Tensor],
+) -> None:
+    """Raise :class:`ConstraintError` unless every skipped row is met once the kept rows are.
+
+    After the update the defect left in row ``j`` is ``r_j - (Q c)_j`` (the kept rows move the
+    mean by ``Sigma G^T c``); for a skipped row it must be rounding: within ``sqrt(eps)`` of
+    the terms its defect sums.
+    """
+    dtype = residual.dtype
+    left_over = residual.double() - (q @ coefficients.unsqueeze(-1)).squeeze(-1)  # (..., k)
+    allowed = rounding_tolerance(dtype) * value_scale().double() + torch.finfo(dtype).tiny
+    left_over, allowed, independent = torch.broadcast_tensors(left_over.abs(), allowed, independent)
+    unmet = ~independent & (left_over > allowed)
+    if not bool(unmet.any()):
+        return
+    index = first_index(unmet)
+    *batch, row = index
+    num_rows = q.shape[-1]
+    own_variance = float(q.expand(*unmet.shape, num_rows)[index][row])  # Q_jj
+    pinned = own_variance <= tolerance * float(scale.expand(unmet.shape)[index])
+    kept_before = [j for j in range(row) if bool(independent[(*batch, j)])]
+    if pinned or not kept_before:
+        reason = "has no variance under the belief (zero wherever it has weight) and no noise"
+    else:
+        reason = f"is linearly dependent on rows {kept_before} under the belief"
+    where = f"row {row}" + (f" at batch index {tuple(batch)}" if batch else "")
+    raise ConstraintError(
+        f"constraint cannot be met: {where} {reason}, but its mass defect is "
+        f"{float(left_over[index]):.3e} (rounding allows {float(allowed[index]):.3e}); remove "
+        "the row, correct its value or give it noise"
+    )
+
+
+def _in_dtype(inverse: Tensor, coefficients: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``inverse`` and ``coefficients`` in ``dtype``; :class:`ConstraintError` where that
+    overflows (a belief whose variance under the constraint is tiny for its dtype)."""
+    inverse, coefficients = inverse.to(dtype), coefficients.to(dtype)
+    if not bool(inverse.isfinite().all() & coefficients.isfinite().all()):
+        raise ConstraintError(
+            f"the update overflows {dtype}: the belief's variance under the constraint is too "
+            "small for the size of its mass defect (1 / (G Sigma G^T) exceeds the largest "
+            f"{dtype} number); use float64 or rescale the problem"
+        )
+    return inverse, coefficients

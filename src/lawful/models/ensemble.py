@@ -6,6 +6,11 @@ covariance of the members, kept as its low-rank factor (rank <= K - 1, never an 
 matrix), plus a diagonal ``noise_variance`` for what every member gets wrong alike. The result
 is a :class:`~lawful.beliefs.GaussianBelief` with a low-rank covariance, which the conservation
 update conditions in O(n K) per constraint row like any other.
+
+Where the members agree to within the rounding of their own mean, their deviations are rounding,
+not spread: a direction made of rounding would be trusted by the update as fully as a real one
+(members equal up to 1e-16 moved a conditioned mean by ten times the data's range). Such grid
+points get no spread, exactly as if the members were equal there.
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ import torch
 from torch import Tensor
 
 from lawful.beliefs import GaussianBelief, LowRankCovariance
-from lawful.constraints._checks import check_finite, check_nonnegative
+from lawful.constraints._checks import (
+    as_floating,
+    check_broadcasts_to,
+    check_finite,
+    check_floating,
+    check_variance,
+)
 
 __all__ = ["ensemble_belief"]
 
@@ -26,21 +37,30 @@ def ensemble_belief(predictions: Tensor, noise_variance: Tensor | float = 0.0) -
 
     ``predictions`` ``(K, ..., n)``: K members' fields over n grid points (flatten a
     multi-dimensional grid first). ``noise_variance`` broadcasts to ``(..., n)``; with none, a
-    grid point where all members agree has zero variance and no update will move it.
+    grid point where all members agree has zero variance and no update will move it. A grid
+    point whose member deviations are all within ``(K + 1) eps`` of the members' largest
+    magnitude there (the rounding of their mean, a K-term sum, and of the subtraction) counts
+    as one where they agree.
     """
+    check_floating(predictions, "ensemble predictions")
     if predictions.ndim < 2 or predictions.shape[0] < 2:
         raise ValueError(
             "an ensemble belief needs predictions (K, ..., n) from K >= 2 members, got shape "
             f"{tuple(predictions.shape)}"
         )
     check_finite(predictions, "ensemble predictions")
-    noise = torch.as_tensor(noise_variance, dtype=predictions.dtype, device=predictions.device)
-    check_finite(noise, "ensemble noise variance")
-    check_nonnegative(noise, "ensemble noise variance")
+    noise = as_floating(noise_variance, "ensemble noise variance")
+    noise = noise.to(dtype=predictions.dtype, device=predictions.device)
+    check_variance(noise, "ensemble noise variance")
     num_members = predictions.shape[0]
     mean = predictions.mean(0)  # (..., n)
+    check_broadcasts_to(noise.shape, mean.shape, "ensemble noise variance", "the members' fields")
+    deviations = predictions - mean  # (K, ..., n)
+    rounding = (num_members + 1) * torch.finfo(predictions.dtype).eps
+    agree = deviations.abs().amax(0) <= rounding * predictions.abs().amax(0)  # (..., n)
+    deviations = torch.where(agree, 0.0, deviations)
     # Sample covariance (1 / (K - 1)) D^T D with D the deviations: factor D^T / sqrt(K - 1).
-    factor = (predictions - mean).movedim(0, -1) / math.sqrt(num_members - 1)  # (..., n, K)
+    factor = deviations.movedim(0, -1) / math.sqrt(num_members - 1)  # (..., n, K)
     core = torch.eye(num_members, dtype=predictions.dtype, device=predictions.device)  # (K, K)
     diagonal = noise.expand(mean.shape).clone()  # (..., n)
     return GaussianBelief(mean, LowRankCovariance(diagonal, factor, core))
