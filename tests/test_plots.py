@@ -185,3 +185,28 @@ def test_the_one_row_figures_still_save(tmp_path):
         with Image.open(path) as image:
             assert image.format == "PNG"
             assert min(image.size) > 300
+
+
+def test_field_images_show_each_field_and_its_error_with_the_walls():
+    from lawful.plots import _field_images_figure
+
+    grid = torch.linspace(0, 1, 9, dtype=torch.float64)
+    truth = torch.outer(torch.sin(torch.pi * grid), grid)  # (x, y)
+    predictions = {"FNO": truth + 0.1, "BOON": truth.clone()}
+    figure = _field_images_figure(grid, truth, predictions, "sample")
+    try:
+        images = [axis.images[0] for axis in figure.axes if axis.images]
+        assert len(images) == 1 + 2 * len(predictions)  # truth, then field and error per method
+        shown = [torch.as_tensor(image.get_array().data) for image in images]
+        torch.testing.assert_close(shown[0], truth.T, check_dtype=False)  # y up, x across
+        errors = [
+            array
+            for array in shown[1:]
+            if float(array.min()) >= 0 and float(array.max()) <= 0.1 + 1e-9
+        ]
+        assert any(torch.allclose(e, torch.full_like(e, 0.1)) for e in errors)
+        assert any(float(e.abs().max()) == 0 for e in errors)
+        walled = [axis for axis in figure.axes if axis.images and axis.patches]
+        assert len(walled) == len(images)  # every panel draws the square's four walls
+    finally:
+        plt.close(figure)

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from torch import Tensor
 
 __all__ = [
     "plot_error_over_time",
+    "plot_field_images",
     "plot_mass_over_time",
     "plot_neumann_ends",
     "plot_profiles",
@@ -306,3 +307,63 @@ def plot_error_over_time(
         axis.set_ylabel("relative L2 error")
     axes[0].legend(fontsize=7)
     return _save(figure, path)
+
+
+def plot_field_images(
+    grid: Tensor,
+    truth: Tensor,
+    predictions: Mapping[str, Tensor],
+    title: str,
+    path: Path,
+) -> Path:
+    """A 2-D field on the unit square: the truth and each method's prediction (top row, one
+    colour scale), and each method's absolute error (bottom row, one scale), walls drawn.
+
+    ``grid`` ``(n,)`` the node coordinates of x and y; ``truth`` and each prediction ``(n, n)``
+    indexed [x, y] (shown with x to the right and y up).
+    """
+    return _save(_field_images_figure(grid, truth, predictions, title), path)
+
+
+def _field_images_figure(
+    grid: Tensor, truth: Tensor, predictions: Mapping[str, Tensor], title: str
+) -> Figure:
+    columns = 1 + len(predictions)
+    figure, axes = plt.subplots(
+        2, columns, figsize=(2.9 * columns, 5.4), squeeze=False, layout="constrained"
+    )
+    extent = (float(grid[0]), float(grid[-1]), float(grid[0]), float(grid[-1]))
+    errors = {method: (field - truth).abs() for method, field in predictions.items()}
+    low = min(float(truth.min()), *(float(field.min()) for field in predictions.values()))
+    high = max(float(truth.max()), *(float(field.max()) for field in predictions.values()))
+    worst = max(float(error.max()) for error in errors.values()) or 1.0
+
+    def show(axis, field: Tensor, panel_title: str, **scale):
+        # imshow's rows are y and its columns x: the [x, y] field transposed, y increasing up.
+        image = axis.imshow(field.T.detach().cpu().numpy(), origin="lower", extent=extent, **scale)
+        axis.add_patch(
+            Rectangle(
+                (extent[0], extent[2]),
+                extent[1] - extent[0],
+                extent[3] - extent[2],
+                fill=False,
+                edgecolor="black",
+                linewidth=1.5,
+            )
+        )  # the four walls
+        axis.set_title(panel_title, fontsize=9)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        return image
+
+    values = show(axes[0, 0], truth, "exact", vmin=low, vmax=high, cmap="viridis")
+    axes[1, 0].axis("off")
+    for column, (method, field) in enumerate(predictions.items(), start=1):
+        show(axes[0, column], field, method, vmin=low, vmax=high, cmap="viridis")
+        error = show(
+            axes[1, column], errors[method], f"|{method} - exact|", vmin=0, vmax=worst, cmap="magma"
+        )
+    figure.colorbar(values, ax=axes[0, :], shrink=0.8, label="u")
+    figure.colorbar(error, ax=axes[1, 1:], shrink=0.8, label="absolute error")
+    figure.suptitle(title, fontsize=10)
+    return figure

@@ -301,6 +301,16 @@ class BoundaryExperiment:
     def load_split(self, folder: Path, split: str, task: Task) -> StoredDataset:
         return load_dataset(dataset_path(folder, split, task))
 
+    def tensors(
+        self,
+        stored: StoredDataset,
+        task: Task,
+        count: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> list[Tensor]:
+        """``[inputs, targets, *boundary data]`` of the task's operators (first ``count``)."""
+        return operator_tensors(stored, task.multistep, count, dtype)
+
     # ------------------------------------------------------------------------------ models
 
     def build_model(self, method: str, task: Task, preset: BoundaryPreset) -> nn.Module:
@@ -356,11 +366,8 @@ class BoundaryExperiment:
         """
         is_main = is_main_process()
         for task in self.tasks:
-            tensors = operator_tensors(
-                self.load_split(data_folder, "train", task),
-                task.multistep,
-                preset.operator(task).num_train,
-            )
+            stored = self.load_split(data_folder, "train", task)
+            tensors = self.tensors(stored, task, preset.operator(task).num_train)
             for method, definition in self.methods.items():
                 path = folder / task.label / definition.weights_file
                 is_main = self.train_model(
@@ -375,7 +382,7 @@ class BoundaryExperiment:
     ) -> tuple[list[MetricRow], TaskEvaluation]:
         stored = self.load_split(data_folder, "test", task)
         # Metrics against the solver's float64 data; the models see it in float32, as in training.
-        exact = operator_tensors(stored, task.multistep, dtype=torch.float64)
+        exact = self.tensors(stored, task, dtype=torch.float64)
         truth, boundary = exact[1], exact[2:]
         model_tensors = [tensor.float() for tensor in exact]
         conditions = self.conditions

@@ -29,7 +29,6 @@ from lawful.constraints.boundary import boundary_constraint
 from lawful.constraints.conservation import mass_constraint, stack_constraints
 from lawful.constraints.quadrature import trapezoid_weights
 from lawful.constraints.update import condition
-from lawful.data.operator_data import operator_tensors
 from lawful.experiments import boundary
 from lawful.experiments._runs import begin_run
 from lawful.experiments.boundary import BoundaryExperiment, Task
@@ -141,11 +140,8 @@ class EnsembleExperiment:
         """
         is_main = is_main_process()
         for task in self.base.tasks:
-            tensors = operator_tensors(
-                self.base.load_split(data_folder, "train", task),
-                task.multistep,
-                preset.operators.operator(task).num_train,
-            )
+            stored = self.base.load_split(data_folder, "train", task)
+            tensors = self.base.tensors(stored, task, preset.operators.operator(task).num_train)
             for method in MEMBER_METHODS:
                 for member in range(preset.num_members):
                     is_main = self.base.train_model(
@@ -161,7 +157,7 @@ class EnsembleExperiment:
 
     def _load_split(self, data_folder: Path, split: str, task: Task, count: int | None) -> _Split:
         stored = self.base.load_split(data_folder, split, task)
-        tensors = operator_tensors(stored, task.multistep, count, dtype=torch.float64)
+        tensors = self.base.tensors(stored, task, count, dtype=torch.float64)
         ends = tensors[2:]  # (N, T) multi-step, (N,) single-step
         return _Split(
             [tensor.float() for tensor in tensors],
