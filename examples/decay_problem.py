@@ -1,8 +1,8 @@
 """A PDE and an experiment of your own, in one file: ``lawful run decay --plugin THIS_FILE``.
 
 The heat equation u_t = nu u_xx on [0, 1] with u = 0 at both ends, from a random sine series;
-its exact solution decays each mode at its own rate. lawful trains the plain FNO, the FNO with
-overwritten ends and BOON on it, and writes metrics.json, report.md and figures.
+its exact solution decays each mode at its own rate. lawful trains the boundary methods on it
+(FNO, FNO+overwrite, FNO+data, BOON) and writes metrics.json, report.md and figures.
 """
 
 import torch
