@@ -6,9 +6,11 @@ The public API, both halves in one vocabulary:
   on them (:func:`mass_constraint`, :func:`stack_constraints`), and the updates that enforce
   them (:func:`condition`, :func:`condition_within_bounds`, :func:`project_identity`);
 - boundaries (BOON): conditions at the ends of an axis (:class:`Dirichlet`, :class:`Neumann`,
-  :class:`Periodic` in :class:`BoundaryConditions`), Fourier neural operators corrected to meet
-  them (:class:`BoundaryCorrectedFNO`, :class:`BoundaryOverwrite` for any model), and the same
-  conditions as constraint rows (:func:`boundary_constraint`), so the two compose;
+  :class:`Periodic` in :class:`BoundaryConditions`) or on the four walls of a 2-D field
+  (:class:`Walls`, :func:`apply_walls`, :func:`wall_residuals`),
+  Fourier neural operators corrected to meet them (:class:`BoundaryCorrectedFNO`,
+  :class:`BoundaryOverwrite` for any model), and the same conditions as constraint rows
+  (:func:`boundary_constraint`, :func:`walls_constraint`), so the two compose;
 - models that answer with a belief: :func:`ensemble_belief` (any ensemble), and in
   :mod:`lawful.models` the ANP (``predict_belief``) and the GP (``gp_belief``).
 
@@ -50,6 +52,7 @@ from lawful.constraints.update import (
     project_identity,
     sample_posterior,
 )
+from lawful.constraints.walls import Walls, apply_walls, wall_residuals, walls_constraint
 from lawful.models.ensemble import ensemble_belief
 from lawful.operators.boon import BoundaryCorrectedFNO, BoundaryOverwrite
 from lawful.operators.fno import FNO1d, FNO2d
@@ -72,7 +75,9 @@ __all__ = [
     "LowRankCovariance",
     "Neumann",
     "Periodic",
+    "Walls",
     "apply_boundary_conditions",
+    "apply_walls",
     "boundary_constraint",
     "cell_volume_weights",
     "condition",
@@ -87,4 +92,6 @@ __all__ = [
     "sample_posterior",
     "stack_constraints",
     "trapezoid_weights",
+    "wall_residuals",
+    "walls_constraint",
 ]
