@@ -19,6 +19,7 @@ from lawful.experiments.registry import (
     register,
     run_experiment,
 )
+from lawful.experiments.walls2d import WallExperiment, WallProblem
 
 __all__ = [
     "PRESET_NAMES",
@@ -34,6 +35,8 @@ __all__ = [
     "OperatorMethod",
     "RunSettings",
     "Task",
+    "WallExperiment",
+    "WallProblem",
     "experiments",
     "get_experiment",
     "load_plugins",
