@@ -82,7 +82,7 @@ def test_reference_checkpoints_evaluate_without_training(tmp_path):
 def test_bench_quick_prints_json(capsys):
     assert main(["bench", "--quick", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert len(results) == 3
+    assert len(results) == 4
     for result in results:
         assert result["ours_s"] > 0 and result["baseline_s"] > 0
         # Speed-ups are baseline / ours; costs relative to a floor are ours / baseline.

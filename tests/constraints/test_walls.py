@@ -234,3 +234,18 @@ def test_bad_input_raises_naming_the_problem():
         apply_walls(field, walls, (0.1, 0.1, 0.1))
     with pytest.raises(ValueError, match="need a field"):
         apply_walls(torch.randn(2, 1, NX), walls, SPACINGS)
+
+
+def test_corner_agreement_is_judged_on_the_walls_data_scale():
+    """sin(pi y) is 1.2e-16, not 0, at y = 1: rounding of data of size 1, not a disagreement."""
+    y = torch.linspace(0, 1, 9, dtype=torch.float64)
+    profile = torch.sin(torch.pi * y).expand(2, 9)  # (batch, ny): 0 up to rounding at both ends
+    walls = Walls(
+        x=BoundaryConditions(Dirichlet(profile), Dirichlet()),
+        y=BoundaryConditions(Dirichlet(), Dirichlet()),
+    )
+    walls.validate((2, 1, 7, 9))  # accepted
+    off = profile.clone()
+    off[:, -1] = 1e-6  # a real disagreement with the top wall's 0
+    with pytest.raises(ValueError, match="disagree at the corner of x_left and y_right"):
+        walls.with_values(x_left=off).validate((2, 1, 7, 9))

@@ -133,7 +133,7 @@ PRESETS: dict[str, dict[str, BoundaryPreset]] = {
         "quick": BoundaryPreset(
             num_train=100,
             num_test=30,
-            resolution=33,
+            resolution=25,
             single_step=_settings(8, 4, 1, 4, 1, num_train=0),  # unused: multi-step only
             multi_step=_settings(
                 12,

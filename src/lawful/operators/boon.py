@@ -458,7 +458,7 @@ class _WallSystem:
         """Each strip with its wall entries set so that every wall's condition holds
         (:func:`~lawful.constraints.walls.apply_walls` on the strip)."""
         return {
-            dim: apply_walls(strip, self.strip_walls[dim], self.spacings)
+            dim: apply_walls(strip, self.strip_walls[dim], self.spacings, validated=True)
             for dim, strip in strips.items()
         }
 
@@ -840,7 +840,7 @@ class BoundaryCorrectedFNO(CorrectedOperator):
             v[:, :, rows, columns] = system.wall_values(v_strips)  # (batch, width, m, *frames)
             if keep_states:
                 states.append(v.narrow(-1, 0, v.shape[-1] - fno.padding))
-        return apply_walls(fno.project(v), walls, spacings), states
+        return apply_walls(fno.project(v), walls, spacings, validated=True), states
 
     def _corrected_wall_layer(
         self,
