@@ -153,3 +153,56 @@ def test_a_split_regenerated_alone_equals_the_one_drawn_with_both(tmp_path):
     again = load_dataset(test).arrays
     for name, values in first.items():
         torch.testing.assert_close(again[name], values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda path: path.write_bytes(b""), "not a readable weights file"),
+        (lambda path: path.write_bytes(path.read_bytes()[:100]), "not a readable weights file"),
+        (
+            lambda path: torch.save({"lifting.weight": torch.zeros(3)}, path),
+            "do not fit",
+        ),
+    ],
+    ids=["empty", "truncated", "another-model"],
+)
+def test_damaged_weights_are_named_in_one_line(stefan_run, tmp_path, capsys, damage, message):
+    copy = tmp_path / "run"
+    (copy / "models").mkdir(parents=True)
+    (copy / "data").symlink_to(stefan_run / "data")  # the data is fine; the weights are not
+    for weights in (stefan_run / "models").glob("*.pt"):
+        (copy / "models" / weights.name).write_bytes(weights.read_bytes())
+    damage(copy / "models" / "anp.pt")
+    args = ["evaluate", "stefan", "--preset", "tiny", "--out", str(copy), "--no-progress"]
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("lawful: error: ") and message in error and "anp.pt" in error
+    assert "Traceback" not in error
+
+
+def test_weights_of_another_preset_are_named(stefan_run, capsys):
+    args = ["evaluate", "stefan", "--preset", "quick", "--out", str(stefan_run), "--no-progress"]
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert "do not fit" in error and "another preset" in error
+
+
+def test_an_out_that_cannot_hold_the_run_is_named(tmp_path, capsys):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    for out in (not_a_folder, not_a_folder / "below"):
+        assert main(["run", "stefan", "--preset", "tiny", "--out", str(out)]) == 1
+        assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_cuda_without_cuda_and_zero_devices_are_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA
+    assert (
+        main(["run", "stefan", "--preset", "tiny", "--out", str(tmp_path), "--device", "cuda"]) == 1
+    )
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert (
+        main(["run", "stefan", "--preset", "tiny", "--out", str(tmp_path), "--devices", "0"]) == 1
+    )
+    assert "num_devices must be at least 1" in capsys.readouterr().err

@@ -117,6 +117,27 @@ def _plugin_paths(argv: list[str]) -> list[Path]:
     return [*(p for p in from_environment if str(p) not in ("", ".")), *named]
 
 
+def _check_output_folder(out: Path) -> None:
+    """A clear error now, not a traceback later, for an ``--out`` that cannot hold the run."""
+    existing = next((folder for folder in (out, *out.parents) if folder.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable")
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {device}: CUDA is not available on this machine (use --device cpu)"
+            )
+
+
 def _error(message: object) -> int:
     print(f"lawful: error: {message}", file=sys.stderr)
     return 1
@@ -167,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             experiment = get_experiment(args.experiment)
         out = args.out or Path("runs") / f"{experiment.name}-{args.preset}"
+        _check_output_folder(out)
+        _check_device(args.device)
         if args.command in STAGES:
             stages: tuple[str, ...] = (args.command,)
             if args.command == "data":
@@ -188,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             log=lambda message: print(f"lawful: {message}", file=sys.stderr, flush=True),
         )
         metrics = experiment.run(settings)
-    except (FileNotFoundError, ValueError) as error:  # ExperimentError is a ValueError
+    except (OSError, ValueError) as error:  # ExperimentError, DatasetError, WeightsError too
         return _error(error)
     if metrics is not None:
         print(f"lawful: wrote {out / 'metrics.json'} and {out / 'report.md'}", file=sys.stderr)

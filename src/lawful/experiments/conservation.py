@@ -51,7 +51,7 @@ from lawful.models.gp import fit_gp, gp_belief
 from lawful.pdes.conservation import ConservationProblem, get_conservation_problem
 from lawful.plots import plot_mass_over_time, plot_profiles, plot_shock_histograms
 from lawful.training.neural_process import NeuralProcessModule
-from lawful.training.trainer import TrainSettings, fit, is_main_process
+from lawful.training.trainer import TrainSettings, fit, is_main_process, load_weights
 
 __all__ = [
     "CONSERVATION_EXPERIMENTS",
@@ -262,7 +262,7 @@ def train(
         torch.manual_seed(seed)  # the initial weights too: a rerun trains the same models
         model = build_anp(preset)
         if weights_path.exists():
-            model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+            load_weights(model, weights_path, method)
         else:
             module = NeuralProcessModule(
                 model,
@@ -540,12 +540,7 @@ class ConservationExperiment:
 def _load_trained(preset: ConservationPreset, folder: Path) -> dict[str, AttentiveNeuralProcess]:
     models = {}
     for method, trained in TRAINED_METHODS.items():
-        path = folder / trained.weights_file
-        if not path.exists():
-            raise FileNotFoundError(f"no trained {method} at {path}: run the 'train' stage first")
-        model = build_anp(preset)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        models[method] = model.eval()
+        models[method] = load_weights(build_anp(preset), folder / trained.weights_file, method)
     return models
 
 

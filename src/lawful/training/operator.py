@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lawful.metrics import relative_l2
 from lawful.operators.fno import FNO1d, FNO2d, FourierNeuralOperator
-from lawful.training.trainer import TrainSettings, fit, is_main_process
+from lawful.training.trainer import TrainSettings, fit, is_main_process, load_weights
 
 __all__ = [
     "BoundaryDataInput",
@@ -213,14 +213,9 @@ def train_operator(
 
 
 def load_operator_weights(model: nn.Module, path: Path, what: str) -> nn.Module:
-    """``model`` with the weights at ``path``, in eval mode; a named error if they are missing.
-
-    ``what`` names the model in the error (e.g. "BOON (single-step)").
-    """
-    if not path.exists():
-        raise FileNotFoundError(f"no trained {what} at {path}: run the 'train' stage first")
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.eval()
+    """``model`` with the weights at ``path``, in eval mode; a named error if they are missing,
+    damaged or of another shape (:func:`lawful.training.trainer.load_weights`)."""
+    return load_weights(model, path, what)
 
 
 def predict_operator(model: nn.Module, tensors: list[Tensor], batch_size: int) -> Tensor:

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
 from torch.utils.data import DataLoader
 
-__all__ = ["TrainSettings", "fit", "is_main_process"]
+__all__ = ["TrainSettings", "WeightsError", "fit", "is_main_process", "load_weights"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,35 @@ def is_main_process() -> bool:
     as a rank, not assume they are the main process.
     """
     return rank_zero_only.rank == 0
+
+
+class WeightsError(ValueError):
+    """A weights file that is missing, unreadable, or made for another model."""
+
+
+def load_weights(model: nn.Module, path: Path, what: str) -> nn.Module:
+    """``model`` with the weights saved at ``path``, in eval mode.
+
+    ``what`` names the model in the errors (e.g. "BOON (single-step)"): a missing file, one
+    that is not a torch weights file (empty, truncated, corrupt), and weights of another shape
+    (trained under another preset) are each a :class:`WeightsError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no trained {what} at {path}: run the 'train' stage first")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several kinds for a damaged file
+        raise WeightsError(
+            f"{path} is not a readable weights file for {what} (empty, truncated or corrupt: "
+            f"{type(error).__name__}); delete it and run the 'train' stage again"
+        ) from error
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise WeightsError(
+            f"{path} holds weights that do not fit {what} as this preset builds it (trained "
+            f"under another preset or version?): {first_line}"
+        ) from error
+    return model.eval()
