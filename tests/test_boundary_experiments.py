@@ -2,6 +2,7 @@
 resume), and the operator training module on a tiny problem."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,27 @@ def test_operator_module_loss_decreases_on_a_tiny_problem(tmp_path):
 def test_operator_module_refuses_a_bad_schedule():
     with pytest.raises(ValueError, match="lr_step_epochs >= 1"):
         OperatorModule(FNO1d(1, 1, width=4, modes=2), lr_step_epochs=0)
+
+
+def test_a_methods_weights_where_anothers_belong_are_named(heat_run, tmp_path, capsys):
+    """A silent wrong answer before: FNO weights in BOON's place were loaded as BOON."""
+    run = tmp_path / "run"
+    shutil.copytree(heat_run, run)
+    models = run / "models" / "single-step"
+    shutil.copy(models / "fno.pt", models / "boon.pt")
+    assert main(["evaluate", "heat-neumann", "--preset", "tiny", "--out", str(run)]) == 1
+    error = capsys.readouterr().err
+    assert "boon.pt holds the weights of" in error and "method FNO" in error
+    assert "method BOON" in error
+
+
+def test_checkpoints_of_another_method_are_not_resumed(heat_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(heat_run, run)
+    models = run / "models" / "single-step"
+    (models / "boon.pt").unlink()  # BOON is trained again, from its checkpoint folder ...
+    shutil.rmtree(models / "checkpoints-boon")
+    shutil.copytree(models / "checkpoints-fno", models / "checkpoints-boon")  # ... the FNO's
+    assert main(["train", "heat-neumann", "--preset", "tiny", "--out", str(run)]) == 1
+    error = capsys.readouterr().err
+    assert "checkpoints-boon belong to" in error and "method FNO" in error

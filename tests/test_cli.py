@@ -124,7 +124,7 @@ def test_training_is_reproducible(tmp_path, experiment):
         assert main(args) == 0
         weights.append(
             {
-                path.relative_to(out): torch.load(path, weights_only=True)
+                path.relative_to(out): torch.load(path, weights_only=True)["state_dict"]
                 for path in sorted((out / "models").rglob("*.pt"))
             }
         )
@@ -185,7 +185,7 @@ def test_weights_of_another_preset_are_named(stefan_run, capsys):
     args = ["evaluate", "stefan", "--preset", "quick", "--out", str(stefan_run), "--no-progress"]
     assert main(args) == 1
     error = capsys.readouterr().err
-    assert "do not fit" in error and "another preset" in error
+    assert "anp.pt holds the weights of" in error and "another preset" in error
 
 
 def test_an_out_that_cannot_hold_the_run_is_named(tmp_path, capsys):

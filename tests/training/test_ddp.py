@@ -12,6 +12,7 @@ from lawful.experiments.boundary import BOUNDARY_EXPERIMENTS
 from lawful.experiments.boundary import PRESETS as BOUNDARY_PRESETS
 from lawful.experiments.conservation import PRESETS, build_anp
 from lawful.pdes import get_conservation_problem
+from lawful.training.trainer import load_weights, save_weights
 
 
 def test_two_process_training_under_torchrun(tmp_path):
@@ -31,7 +32,7 @@ def test_two_process_training_under_torchrun(tmp_path):
     assert "All distributed processes registered" in finished.stderr
     for name in ("anp.pt", "pinp.pt"):
         trained = build_anp(PRESETS["tiny"])
-        trained.load_state_dict(torch.load(out / "models" / name, weights_only=True))
+        load_weights(trained, out / "models" / name, name)
         torch.manual_seed(0)
         initial = build_anp(PRESETS["tiny"])
         assert any(
@@ -44,8 +45,12 @@ def test_two_process_training_under_torchrun(tmp_path):
 
 def test_a_rank_that_skips_training_still_answers_as_its_rank(tmp_path, monkeypatch):
     """Weights already on disk (a rerun): rank 1 must not take itself for the main process."""
+    heat = BOUNDARY_EXPERIMENTS["heat-neumann"]
+    task, preset = Task("single-step"), BOUNDARY_PRESETS["tiny"]
     weights = tmp_path / "fno.pt"
-    weights.touch()
+    save_weights(
+        heat.build_model("FNO", task, preset), weights, heat.model_identity("FNO", task, preset)
+    )
     models = tmp_path / "models"
     models.mkdir()
     for trained in conservation.TRAINED_METHODS.values():
@@ -53,9 +58,8 @@ def test_a_rank_that_skips_training_still_answers_as_its_rank(tmp_path, monkeypa
     problem = get_conservation_problem("stefan")
     for rank, is_main in ((0, True), (1, False)):
         monkeypatch.setattr(rank_zero_only, "rank", rank)
-        heat = BOUNDARY_EXPERIMENTS["heat-neumann"]
         settings = RunSettings(tmp_path, "tiny", progress=False)
-        args = ("FNO", Task("single-step"), BOUNDARY_PRESETS["tiny"], [], weights, 0, settings)
+        args = ("FNO", task, preset, [], weights, 0, settings)
         assert heat.train_model(*args) is is_main
         trained = conservation.train(problem, PRESETS["tiny"], None, models, "cpu", 0, False)
         assert (trained is not None) is is_main

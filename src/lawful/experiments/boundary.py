@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -337,6 +337,7 @@ class BoundaryExperiment:
         """Train one model from seed ``seed`` (initial weights and batch order) into
         ``weights_path``; skipped if it is there. Returns whether this is the main process."""
         if weights_path.exists():
+            self.load_model(method, task, preset, weights_path)  # what it is, not only that it is
             return is_main_process()
         torch.manual_seed(seed)
         return train_operator(
@@ -349,13 +350,26 @@ class BoundaryExperiment:
             settings.progress,
             settings.num_devices,
             settings.log,
+            self.model_identity(method, task, preset),
         )
+
+    def model_identity(self, method: str, task: Task, preset: BoundaryPreset) -> dict:
+        """What a trained model is: recorded with its weights and checkpoints, checked on load."""
+        return {
+            "experiment": self.name,
+            "method": method,
+            "task": task.label,
+            "settings": asdict(preset.operator(task)),
+        }
 
     def load_model(
         self, method: str, task: Task, preset: BoundaryPreset, weights_path: Path
     ) -> nn.Module:
         return load_operator_weights(
-            self.build_model(method, task, preset), weights_path, f"{method} ({task.label})"
+            self.build_model(method, task, preset),
+            weights_path,
+            f"{method} ({task.label})",
+            self.model_identity(method, task, preset),
         )
 
     def train(self, preset: BoundaryPreset, data_folder: Path, folder: Path, settings) -> bool:

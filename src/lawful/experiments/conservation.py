@@ -19,7 +19,7 @@ The update is applied to each latent sample's Gaussian; the samples are then com
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -51,7 +51,13 @@ from lawful.models.gp import fit_gp, gp_belief
 from lawful.pdes.conservation import ConservationProblem, get_conservation_problem
 from lawful.plots import plot_mass_over_time, plot_profiles, plot_shock_histograms
 from lawful.training.neural_process import NeuralProcessModule
-from lawful.training.trainer import TrainSettings, fit, is_main_process, load_weights
+from lawful.training.trainer import (
+    TrainSettings,
+    fit,
+    is_main_process,
+    load_weights,
+    save_weights,
+)
 
 __all__ = [
     "CONSERVATION_EXPERIMENTS",
@@ -261,8 +267,9 @@ def train(
         objective, weights_path = trained.objective, folder / trained.weights_file
         torch.manual_seed(seed)  # the initial weights too: a rerun trains the same models
         model = build_anp(preset)
+        identity = _anp_identity(problem, method, preset)
         if weights_path.exists():
-            load_weights(model, weights_path, method)
+            load_weights(model, weights_path, method, identity)
         else:
             module = NeuralProcessModule(
                 model,
@@ -287,9 +294,10 @@ def train(
                 gradient_clip=1.0,
                 num_devices=num_devices,
             )
-            is_main = fit(module, loader, settings, folder / f"checkpoints-{objective}")
+            checkpoints = folder / f"checkpoints-{objective}"
+            is_main = fit(module, loader, settings, checkpoints, identity=identity)
             if is_main:
-                torch.save(model.state_dict(), weights_path)
+                save_weights(model, weights_path, identity)
         models[method] = model.eval()
     return models if is_main else None
 
@@ -523,7 +531,7 @@ class ConservationExperiment:
         if "evaluate" not in settings.stages:
             return None
         if models is None:
-            models = _load_trained(preset, out / "models")
+            models = _load_trained(problem, preset, out / "models")
         log("evaluating all methods")
         evaluation = evaluate(
             problem,
@@ -537,10 +545,19 @@ class ConservationExperiment:
         return _write_outputs(problem, settings.preset, out, evaluation)
 
 
-def _load_trained(preset: ConservationPreset, folder: Path) -> dict[str, AttentiveNeuralProcess]:
+def _anp_identity(problem: ConservationProblem, method: str, preset: ConservationPreset) -> dict:
+    """What a trained ANP is: recorded with its weights and checkpoints, checked on load."""
+    return {"experiment": problem.name, "method": method, "settings": asdict(preset)}
+
+
+def _load_trained(
+    problem: ConservationProblem, preset: ConservationPreset, folder: Path
+) -> dict[str, AttentiveNeuralProcess]:
     models = {}
     for method, trained in TRAINED_METHODS.items():
-        models[method] = load_weights(build_anp(preset), folder / trained.weights_file, method)
+        identity = _anp_identity(problem, method, preset)
+        path = folder / trained.weights_file
+        models[method] = load_weights(build_anp(preset), path, method, identity)
     return models
 
 

@@ -43,7 +43,7 @@ from lawful.operators.fno import FNOxy, FNOxyt, FourierNeuralOperator
 from lawful.pdes.darcy import sample_darcy
 from lawful.pdes.wave2d import sample_wave_2d
 from lawful.plots import plot_error_over_time, plot_field_images
-from lawful.training.operator import OperatorSettings, load_operator_weights, predict_operator
+from lawful.training.operator import OperatorSettings, predict_operator
 
 __all__ = ["WALL_EXPERIMENTS", "WallExperiment", "WallProblem"]
 
@@ -250,9 +250,7 @@ class WallExperiment(BoundaryExperiment):
         rows, predictions, error_over_time = [], {}, {}
         for method, definition in self.methods.items():
             path = model_folder / task.label / definition.weights_file
-            model = load_operator_weights(
-                self.build_model(method, task, preset), path, f"{method} ({task.label})"
-            )
+            model = self.load_model(method, task, preset, path)
             prediction = predict_operator(model, model_tensors, preset.operator(task).batch_size)
             predictions[method] = prediction
             per_sample = {

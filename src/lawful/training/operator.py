@@ -13,9 +13,10 @@ from :func:`lawful.data.operator_data.operator_tensors`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -24,7 +25,13 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lawful.metrics import relative_l2
 from lawful.operators.fno import FNO1d, FNO2d, FourierNeuralOperator
-from lawful.training.trainer import TrainSettings, fit, is_main_process, load_weights
+from lawful.training.trainer import (
+    TrainSettings,
+    fit,
+    is_main_process,
+    load_weights,
+    save_weights,
+)
 
 __all__ = [
     "BoundaryDataInput",
@@ -176,9 +183,12 @@ def train_operator(
     progress: bool = True,
     num_devices: int = 1,
     log: Callable[[str], None] | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> bool:
     """Train ``model`` on ``tensors`` (``[inputs, targets, *boundary data]``) into
     ``weights_path``; returns whether this is the main process (which alone writes).
+    ``identity`` (what the model is: experiment, method, settings) is recorded with the
+    checkpoints and the weights, and checked when they are resumed or loaded.
 
     ``seed`` sets the batch order (the caller seeds the initial weights when it builds the
     model). Skipped if the weights exist; Lightning checkpoints go beside them, so an interrupted
@@ -204,18 +214,21 @@ def train_operator(
     )
     checkpoints = weights_path.parent / f"checkpoints-{weights_path.stem}"
     started = time.perf_counter()
-    is_main = fit(module, loader, train_settings, checkpoints)
+    is_main = fit(module, loader, train_settings, checkpoints, identity=identity)
     if is_main:
-        torch.save(model.state_dict(), weights_path)
+        save_weights(model, weights_path, identity or {})
         if log is not None:
             log(f"trained {weights_path} in {time.perf_counter() - started:.0f} s")
     return is_main
 
 
-def load_operator_weights(model: nn.Module, path: Path, what: str) -> nn.Module:
+def load_operator_weights(
+    model: nn.Module, path: Path, what: str, identity: Mapping[str, Any] | None = None
+) -> nn.Module:
     """``model`` with the weights at ``path``, in eval mode; a named error if they are missing,
-    damaged or of another shape (:func:`lawful.training.trainer.load_weights`)."""
-    return load_weights(model, path, what)
+    damaged, recorded for another ``identity`` or of another shape
+    (:func:`lawful.training.trainer.load_weights`)."""
+    return load_weights(model, path, what, identity)
 
 
 def predict_operator(model: nn.Module, tensors: list[Tensor], batch_size: int) -> Tensor:

@@ -11,8 +11,13 @@ processes torchrun started; otherwise Lightning starts the extra processes itsel
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -22,7 +27,14 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader
 
-__all__ = ["TrainSettings", "WeightsError", "fit", "is_main_process", "load_weights"]
+__all__ = [
+    "TrainSettings",
+    "WeightsError",
+    "fit",
+    "is_main_process",
+    "load_weights",
+    "save_weights",
+]
 
 
 @dataclass(frozen=True)
@@ -41,12 +53,18 @@ def fit(
     settings: TrainSettings,
     checkpoint_dir: Path,
     val_loader: DataLoader | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> bool:
     """Train ``module`` in place (resuming if a checkpoint exists).
 
+    ``identity`` says what the checkpoints belong to (experiment, method, the settings that
+    shape them): it is recorded in ``checkpoint_dir/identity.json``, and resuming from a folder
+    that records another is a :class:`WeightsError`, not a silent resume of the wrong model.
     Returns whether this process is the main one (rank 0; always true on one device).
     """
     checkpoint_dir = Path(checkpoint_dir)
+    if identity is not None:
+        _claim_folder(checkpoint_dir, identity)
     last = checkpoint_dir / "last.ckpt"
     trainer = L.Trainer(
         max_epochs=settings.max_epochs,
@@ -87,23 +105,78 @@ class WeightsError(ValueError):
     """A weights file that is missing, unreadable, or made for another model."""
 
 
-def load_weights(model: nn.Module, path: Path, what: str) -> nn.Module:
+def _canonical(identity: Mapping[str, Any]) -> dict[str, Any]:
+    """``identity`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(dict(identity), sort_keys=True))
+
+
+def _describe(identity: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in identity.items() if key != "settings")
+
+
+def _write_atomically(path: Path, write) -> None:
+    """``write(temporary path)``, then rename into place: never a partial file at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(descriptor)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _claim_folder(folder: Path, identity: Mapping[str, Any]) -> None:
+    """Record ``identity`` in ``folder/identity.json``, or check the one recorded there."""
+    path = folder / "identity.json"
+    wanted = _canonical(identity)
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        if recorded != wanted:
+            raise WeightsError(
+                f"the checkpoints in {folder} belong to {_describe(recorded)}, not to "
+                f"{_describe(wanted)}: move them away to train this one"
+            )
+        return
+    _write_atomically(path, lambda p: p.write_text(json.dumps(wanted, indent=2) + "\n"))
+
+
+def save_weights(model: nn.Module, path: Path, identity: Mapping[str, Any]) -> None:
+    """``model``'s weights at ``path`` with what they belong to, written atomically."""
+    payload = {"identity": _canonical(identity), "state_dict": model.state_dict()}
+    _write_atomically(Path(path), lambda p: torch.save(payload, p))
+
+
+def load_weights(
+    model: nn.Module, path: Path, what: str, identity: Mapping[str, Any] | None = None
+) -> nn.Module:
     """``model`` with the weights saved at ``path``, in eval mode.
 
     ``what`` names the model in the errors (e.g. "BOON (single-step)"): a missing file, one
-    that is not a torch weights file (empty, truncated, corrupt), and weights of another shape
-    (trained under another preset) are each a :class:`WeightsError` naming the file.
+    that is not a torch weights file (empty, truncated, corrupt), weights recorded for another
+    ``identity`` (:func:`save_weights`; another method, experiment or preset), and weights of
+    another shape are each a :class:`WeightsError` naming the file. A bare state dict (from an
+    earlier version) carries no identity and is checked by shape alone.
     """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"no trained {what} at {path}: run the 'train' stage first")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several kinds for a damaged file
         raise WeightsError(
             f"{path} is not a readable weights file for {what} (empty, truncated or corrupt: "
             f"{type(error).__name__}); delete it and run the 'train' stage again"
         ) from error
+    state = saved
+    if isinstance(saved, dict) and set(saved) == {"identity", "state_dict"}:
+        recorded, state = saved["identity"], saved["state_dict"]
+        if identity is not None and recorded != _canonical(identity):
+            raise WeightsError(
+                f"{path} holds the weights of {_describe(recorded)}, not of "
+                f"{_describe(_canonical(identity))} (trained under another preset, or put in "
+                "the wrong place): delete it and run the 'train' stage again"
+            )
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as error:
