@@ -313,11 +313,15 @@ class BoundaryExperiment:
 
     # ------------------------------------------------------------------------------ models
 
+    def method(self, name: str) -> OperatorMethod:
+        """The method called ``name``, or an error naming the experiment's methods."""
+        if name not in self.methods:
+            raise ValueError(f"unknown method {name!r}; choose one of {sorted(self.methods)}")
+        return self.methods[name]
+
     def build_model(self, method: str, task: Task, preset: BoundaryPreset) -> nn.Module:
         """A freshly initialised model of ``method`` for ``task`` (seed torch first)."""
-        if method not in self.methods:
-            raise ValueError(f"unknown method {method!r}; choose one of {sorted(self.methods)}")
-        definition = self.methods[method]
+        definition = self.method(method)
         conditions = self.conditions
         data_channels = 0 if conditions.is_periodic else 2  # one per end with data
         in_channels = 1 + (data_channels if definition.reads_boundary_data else 0)
@@ -391,6 +395,18 @@ class BoundaryExperiment:
 
     # ------------------------------------------------------------------------------ evaluate
 
+    def predict(
+        self, preset: BoundaryPreset, model_folder: Path, task: Task, tensors: list[Tensor]
+    ) -> dict[str, Tensor]:
+        """Every method's trained model on ``tensors`` (float32): method -> prediction, float64."""
+        batch_size = preset.operator(task).batch_size
+        predictions = {}
+        for method, definition in self.methods.items():
+            path = model_folder / task.label / definition.weights_file
+            model = self.load_model(method, task, preset, path)
+            predictions[method] = predict_operator(model, tensors, batch_size)
+        return predictions
+
     def evaluate_task(
         self, preset: BoundaryPreset, data_folder: Path, model_folder: Path, task: Task
     ) -> tuple[list[MetricRow], TaskEvaluation]:
@@ -404,12 +420,9 @@ class BoundaryExperiment:
             conditions = conditions.with_values(*boundary)
         x, t = stored.grid["x"], stored.grid["t"]
         spacing = float(x[1] - x[0])
-        rows, predictions, error_over_time = [], {}, {}
-        for method, definition in self.methods.items():
-            path = model_folder / task.label / definition.weights_file
-            model = self.load_model(method, task, preset, path)
-            prediction = predict_operator(model, model_tensors, preset.operator(task).batch_size)
-            predictions[method] = prediction
+        rows, error_over_time = [], {}
+        predictions = self.predict(preset, model_folder, task, model_tensors)
+        for method, prediction in predictions.items():
             per_sample = {
                 "rel_l2": relative_l2(prediction.flatten(1), truth.flatten(1)),  # (N,)
                 **_boundary_metrics(prediction, conditions, spacing),

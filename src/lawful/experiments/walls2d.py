@@ -43,7 +43,7 @@ from lawful.operators.fno import FNOxy, FNOxyt, FourierNeuralOperator
 from lawful.pdes.darcy import sample_darcy
 from lawful.pdes.wave2d import sample_wave_2d
 from lawful.plots import plot_error_over_time, plot_field_images
-from lawful.training.operator import OperatorSettings, predict_operator
+from lawful.training.operator import OperatorSettings
 
 __all__ = ["WALL_EXPERIMENTS", "WallExperiment", "WallProblem"]
 
@@ -211,8 +211,7 @@ class WallExperiment(BoundaryExperiment):
         )
 
     def build_model(self, method: str, task: Task, preset: BoundaryPreset) -> nn.Module:
-        if method not in self.methods:
-            raise ValueError(f"unknown method {method!r}; choose one of {sorted(self.methods)}")
+        definition = self.method(method)
         settings = preset.operator(task)
         fno: FourierNeuralOperator
         if task.multistep:
@@ -236,7 +235,7 @@ class WallExperiment(BoundaryExperiment):
                 projection_width=settings.projection_width,
             )
         # No wall carries data, so FNO+data has no extra channel (module docstring).
-        return self.methods[method].wrap(fno, self.conditions)
+        return definition.wrap(fno, self.conditions)
 
     def evaluate_task(
         self, preset: BoundaryPreset, data_folder: Path, model_folder: Path, task: Task
@@ -247,12 +246,9 @@ class WallExperiment(BoundaryExperiment):
         model_tensors = [tensor.float() for tensor in exact]
         x = stored.grid["x"]
         spacing = float(x[1] - x[0])
-        rows, predictions, error_over_time = [], {}, {}
-        for method, definition in self.methods.items():
-            path = model_folder / task.label / definition.weights_file
-            model = self.load_model(method, task, preset, path)
-            prediction = predict_operator(model, model_tensors, preset.operator(task).batch_size)
-            predictions[method] = prediction
+        rows, error_over_time = [], {}
+        predictions = self.predict(preset, model_folder, task, model_tensors)
+        for method, prediction in predictions.items():
             per_sample = {
                 "rel_l2": relative_l2(prediction.flatten(1), truth.flatten(1)),  # (N,)
                 **self._wall_errors(prediction, spacing),
