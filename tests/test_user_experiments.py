@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import scipy.io
 import torch
@@ -186,3 +187,26 @@ def test_a_conservation_problem_drives_the_boon_experiment_through_the_one_catal
     train = load_dataset(tmp_path / "data" / "train.h5")
     assert train.param_names == ("p_star",)
     torch.testing.assert_close(train.arrays["left"], torch.ones_like(train.arrays["left"]))
+
+
+def test_a_users_grid_off_the_unit_interval_sets_boons_stencil_step(tmp_path):
+    """x on [0, 2]: the Neumann stencil's step is 2 / (n - 1), not 1 / (n - 1)."""
+    data = make_boundary_dataset(
+        "heat-neumann", 10, 17, torch.Generator().manual_seed(2), multistep=True
+    )
+    path = tmp_path / "stretched.npz"
+    np.savez(
+        path,
+        inputs=data["inputs"].numpy(),
+        outputs=data["outputs"].transpose(1, 2).numpy(),  # (N, X, T)
+        t=data["t"].numpy(),
+        x=(2 * data["x"]).numpy(),  # the same fields on x in [0, 2] ...
+        left=(data["boundary"]["left"] / 2).numpy(),  # ... so u_x is halved
+        right=(data["boundary"]["right"] / 2).numpy(),
+    )
+    out = tmp_path / "run"
+    args = ["train-operator", "--data", str(path), "--conditions", "neumann:2,neumann:2"]
+    assert main([*args, "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    rows = _rows(out)
+    for method in ("BOON", "FNO+overwrite"):
+        assert rows["multi-step", method]["boundary_error"] < 1e-5, method

@@ -83,9 +83,18 @@ class OperatorMethod:
     reads_boundary_data: bool = False
 
 
+def _x_extent(fno: FourierNeuralOperator) -> float:
+    """The length of the interval the FNO's x axis spans: the overwrite's Neumann grid step."""
+    low, high = fno.domains[0]
+    return high - low
+
+
 METHODS: dict[str, OperatorMethod] = {
     "FNO": OperatorMethod(lambda fno, conditions: PlainOperator(fno), "fno.pt"),
-    "FNO+overwrite": OperatorMethod(BoundaryOverwrite, "fno-overwrite.pt"),
+    "FNO+overwrite": OperatorMethod(
+        lambda fno, conditions: BoundaryOverwrite(fno, conditions, length=_x_extent(fno)),
+        "fno-overwrite.pt",
+    ),
     "FNO+data": OperatorMethod(
         lambda fno, conditions: BoundaryDataInput(fno), "fno-data.pt", reads_boundary_data=True
     ),
@@ -241,6 +250,11 @@ class BoundaryExperiment:
         self.presets, self.methods, self.param_option = presets, dict(methods), param_option
 
     @property
+    def x_domain(self) -> tuple[float, float]:
+        """The interval the data's x grid spans (its ends included)."""
+        return (0.0, 1.0) if self.problem is None else tuple(self.problem.x_domain)
+
+    @property
     def conditions(self) -> BoundaryConditions:
         """The problem's conditions along x of the task's field: ``(batch, 1, x[, t])``."""
         conditions = None if self.problem is None else self.problem.conditions
@@ -325,7 +339,9 @@ class BoundaryExperiment:
         conditions = self.conditions
         data_channels = 0 if conditions.is_periodic else 2  # one per end with data
         in_channels = 1 + (data_channels if definition.reads_boundary_data else 0)
-        fno = build_fno(preset.operator(task), task.multistep, in_channels=in_channels)
+        fno = build_fno(
+            preset.operator(task), task.multistep, in_channels=in_channels, x_domain=self.x_domain
+        )
         return definition.wrap(fno, conditions)
 
     def train_model(

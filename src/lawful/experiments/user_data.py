@@ -67,6 +67,11 @@ class FileOperatorExperiment(BoundaryExperiment):
             )
 
     @property
+    def x_domain(self) -> tuple[float, float]:
+        x = self.samples.grids["x"]
+        return (float(x[0]), float(x[-1]))
+
+    @property
     def conditions(self) -> BoundaryConditions:
         return replace(self._conditions, axis=2)  # x is axis 2 of (batch, channels, x[, t])
 

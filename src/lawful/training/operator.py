@@ -70,9 +70,17 @@ class OperatorSettings:
 
 
 def build_fno(
-    settings: OperatorSettings, multistep: bool, in_channels: int = 1, out_channels: int = 1
+    settings: OperatorSettings,
+    multistep: bool,
+    in_channels: int = 1,
+    out_channels: int = 1,
+    x_domain: tuple[float, float] = (0.0, 1.0),
 ) -> FourierNeuralOperator:
-    """A freshly initialised FNO of the settings' sizes: over (x, t) if ``multistep``, else x."""
+    """A freshly initialised FNO of the settings' sizes: over (x, t) if ``multistep``, else x.
+
+    ``x_domain``: the interval x spans, first and last grid point included; it sets the grid
+    step the boundary stencils use (a Neumann end on x in [0, 2 pi] is not one on [0, 1]).
+    """
     if multistep:
         return FNO2d(
             in_channels,
@@ -81,6 +89,7 @@ def build_fno(
             settings.modes,
             settings.modes_time,
             padding=settings.time_padding,
+            x_domain=x_domain,
             projection_width=settings.projection_width,
         )
     return FNO1d(
@@ -88,6 +97,7 @@ def build_fno(
         out_channels,
         settings.width,
         settings.modes,
+        domain=x_domain,
         projection_width=settings.projection_width,
     )
 
