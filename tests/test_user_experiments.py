@@ -210,3 +210,18 @@ def test_a_users_grid_off_the_unit_interval_sets_boons_stencil_step(tmp_path):
     rows = _rows(out)
     for method in ("BOON", "FNO+overwrite"):
         assert rows["multi-step", method]["boundary_error"] < 1e-5, method
+
+
+def test_a_broken_installed_plugin_is_named_not_a_traceback(monkeypatch, capsys):
+    class BrokenEntryPoint:
+        name, value = "mine", "my_package.experiments"
+
+        def load(self):
+            raise ImportError("No module named 'my_package'")
+
+    monkeypatch.setattr(
+        "lawful.experiments.registry.entry_points", lambda group: [BrokenEntryPoint()]
+    )
+    assert main(["list"]) == 1
+    error = capsys.readouterr().err
+    assert "plugin entry point 'mine' (my_package.experiments) failed to import" in error

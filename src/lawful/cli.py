@@ -164,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "solve":
         try:
+            _check_output_folder(args.out)  # before the solve, which may take minutes
             summary = run_solve(args)
-        except (ValueError, RuntimeError, FloatingPointError) as error:
+        except (OSError, ValueError, RuntimeError, FloatingPointError) as error:
             return _error(error)
         print(
             f"lawful: wrote {summary['out']}/cavity.h5 and centerlines.json "

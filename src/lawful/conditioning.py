@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
@@ -64,6 +63,7 @@ from lawful.constraints.conservation import LinearConstraint, mass_constraint, s
 from lawful.constraints.parsing import CONDITION_KINDS, parse_condition
 from lawful.constraints.quadrature import check_grid
 from lawful.constraints.update import ConstraintError, condition
+from lawful.data.store import write_atomically
 from lawful.metrics import conservation_error
 from lawful.models.ensemble import ensemble_belief
 
@@ -568,25 +568,18 @@ def _write_atomically(path: Path, file_format: str, arrays: Mapping[str, np.ndar
     """Write ``arrays`` to a temporary file beside ``path``, then move it into place."""
     if os.path.exists(path.parent) and not os.path.isdir(path.parent):
         raise PredictionFileError(f"--out {path}: {path.parent} is a file, not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
-        )
-    except OSError as error:
-        raise PredictionFileError(f"--out {path}: cannot write there ({error})") from error
-    try:
+
+    def write(temporary: Path) -> None:
         if file_format == "hdf5":
-            os.close(descriptor)
-            with h5py.File(temporary_name, "w") as file:
+            with h5py.File(temporary, "w") as file:
                 for key, values in arrays.items():
                     file.create_dataset(key, data=values)
         else:
             # A file object, not a name: np.savez would append ".npz" to the temporary name.
-            with os.fdopen(descriptor, "wb") as file:
+            with open(temporary, "wb") as file:
                 np.savez(file, **arrays)
-        os.replace(temporary_name, path)
+
+    try:
+        write_atomically(path, write)
     except OSError as error:
         raise PredictionFileError(f"--out {path}: cannot write there ({error})") from error
-    finally:
-        Path(temporary_name).unlink(missing_ok=True)  # gone already after os.replace

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import h5py
 from torch import Tensor
 
+from lawful.data.store import write_atomically
 from lawful.pdes.cavity import SteadyCavity, steady_cavity
 
 __all__ = ["add_solve_arguments", "centre_lines", "run_solve", "write_steady_cavity"]
@@ -70,16 +69,6 @@ def centre_lines(flow: SteadyCavity) -> dict[str, Any]:
     }
 
 
-def _replace_atomically(path: Path, write) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(descriptor)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
 def write_steady_cavity(flow: SteadyCavity, out: Path) -> dict[str, Any]:
     """Write ``cavity.h5`` and ``centerlines.json`` into ``out``; returns the centre lines."""
     if out.exists() and not out.is_dir():
@@ -94,8 +83,8 @@ def write_steady_cavity(flow: SteadyCavity, out: Path) -> dict[str, Any]:
                 file.attrs[name] = getattr(flow, name)
 
     lines = centre_lines(flow)
-    _replace_atomically(out / "cavity.h5", write_fields)
-    _replace_atomically(out / "centerlines.json", lambda p: p.write_text(json.dumps(lines) + "\n"))
+    write_atomically(out / "cavity.h5", write_fields)
+    write_atomically(out / "centerlines.json", lambda p: p.write_text(json.dumps(lines) + "\n"))
     return lines
 
 

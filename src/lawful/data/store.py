@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ __all__ = [
     "StoredDataset",
     "load_dataset",
     "save_dataset",
+    "write_atomically",
 ]
 
 FORMAT_NAME = "lawful-dataset"
@@ -122,13 +123,9 @@ def save_dataset(
         metadata_json = json.dumps(dict(metadata or {}))
     except TypeError as error:
         raise DatasetError(f"{path}: metadata must be JSON-serialisable ({error})") from error
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
-    )
-    os.close(descriptor)
-    try:
-        with h5py.File(temporary_name, "w") as file:
+
+    def write(temporary: Path) -> None:
+        with h5py.File(temporary, "w") as file:
             file.attrs["format"] = FORMAT_NAME
             file.attrs["format_version"] = FORMAT_VERSION
             file.attrs["problem"] = problem
@@ -143,11 +140,25 @@ def save_dataset(
             grid_group = file.create_group("grid")
             for axis, values in grid.items():
                 grid_group.create_dataset(axis, data=values.detach().cpu().numpy())
-        os.replace(temporary_name, path)
-    except BaseException:
-        Path(temporary_name).unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, write)
     return path
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(temporary)`` to a temporary file beside ``path``, then move it into place:
+    an interrupted write never leaves a partial file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
+    )
+    os.close(descriptor)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)  # gone already after os.replace
 
 
 def _read_group(group: h5py.Group) -> dict[str, Tensor]:

@@ -161,4 +161,10 @@ def load_plugins(paths: Iterable[str | Path] = (), entry_point_group: str = ENTR
             del sys.modules[module_name]
             raise ExperimentError(f"plugin {path} failed to import: {error}") from error
     for entry_point in entry_points(group=entry_point_group):
-        entry_point.load()  # importing the module registers its experiments
+        try:
+            entry_point.load()  # importing the module registers its experiments
+        except Exception as error:
+            raise ExperimentError(
+                f"plugin entry point {entry_point.name!r} ({entry_point.value}) failed to "
+                f"import: {error}"
+            ) from error

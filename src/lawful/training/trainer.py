@@ -12,8 +12,6 @@ processes torchrun started; otherwise Lightning starts the extra processes itsel
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader
+
+from lawful.data.store import write_atomically
 
 __all__ = [
     "TrainSettings",
@@ -114,18 +114,6 @@ def _describe(identity: Mapping[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in identity.items() if key != "settings")
 
 
-def _write_atomically(path: Path, write) -> None:
-    """``write(temporary path)``, then rename into place: never a partial file at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(descriptor)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
 def _claim_folder(folder: Path, identity: Mapping[str, Any]) -> None:
     """Record ``identity`` in ``folder/identity.json``, or check the one recorded there."""
     path = folder / "identity.json"
@@ -138,13 +126,13 @@ def _claim_folder(folder: Path, identity: Mapping[str, Any]) -> None:
                 f"{_describe(wanted)}: move them away to train this one"
             )
         return
-    _write_atomically(path, lambda p: p.write_text(json.dumps(wanted, indent=2) + "\n"))
+    write_atomically(path, lambda p: p.write_text(json.dumps(wanted, indent=2) + "\n"))
 
 
 def save_weights(model: nn.Module, path: Path, identity: Mapping[str, Any]) -> None:
     """``model``'s weights at ``path`` with what they belong to, written atomically."""
     payload = {"identity": _canonical(identity), "state_dict": model.state_dict()}
-    _write_atomically(Path(path), lambda p: torch.save(payload, p))
+    write_atomically(Path(path), lambda p: torch.save(payload, p))
 
 
 def load_weights(
