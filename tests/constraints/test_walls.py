@@ -133,7 +133,9 @@ def test_apply_walls_meets_every_wall_batched_and_with_time(name, dtype, frames)
     field = torch.randn(BATCH, 2, NX, NY, *frames, dtype=dtype)
     result = apply_walls(field, walls, SPACINGS)
     assert_meets_every_wall(result, walls, dtype)
-    torch.testing.assert_close(apply_walls(result, walls, SPACINGS), result, rtol=0, atol=1e-5)
+    again = apply_walls(result, walls, SPACINGS)  # idempotent, to the dtype's round-off
+    scale = 1 + float(result.abs().max())
+    torch.testing.assert_close(again, result, rtol=0, atol=TOLERANCE[dtype] * scale)
     # Batched equals one sample at a time.
     for i in range(BATCH):
         data = {k: v[i : i + 1] for k, v in walls.data().items() if v is not None}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lawful.beliefs import GaussianBelief
+from lawful.beliefs import DenseCovariance, GaussianBelief
 
 with warnings.catch_warnings():
     # linear_operator, under gpytorch, decorates functions with torch.jit.script at import, which
@@ -165,4 +165,6 @@ def gp_belief(fitted: FittedGP, target_x: Tensor, jitter: float = 1e-10) -> Gaus
     """:func:`gp_predict` as a dense :class:`~lawful.beliefs.GaussianBelief` over
     ``(batch, targets)``, ready for :func:`lawful.condition`."""
     mean, covariance = gp_predict(fitted, target_x, jitter)
-    return GaussianBelief.dense(mean, covariance)
+    # Symmetrised with jitter from GPyTorch's own Cholesky posterior: lawful's output, so the
+    # O(n^3) PSD check of a user's dense covariance would only repeat that factorisation.
+    return GaussianBelief.trusted(mean, DenseCovariance.trusted(covariance))
