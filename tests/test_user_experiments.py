@@ -114,6 +114,7 @@ def test_train_operator_on_a_matlab_file_with_time_and_neumann_ends(tmp_path):
     ("conditions", "message"),
     [
         ("dirichlet", "give the two ends as LEFT,RIGHT"),
+        ("dirichlet,,neumann", "an empty entry"),
         ("dirichlet,robin", "unknown boundary condition 'robin'"),
         ("y=dirichlet,dirichlet", "only the x axis"),
         ("neumann:9,dirichlet", "order must be between 1 and 4"),

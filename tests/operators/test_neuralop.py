@@ -275,3 +275,10 @@ def test_missing_neuralop_names_the_extra(monkeypatch):
         BoundaryCorrectedNeuralopFNO(
             torch.nn.Linear(1, 1), BoundaryConditions(Dirichlet(), Dirichlet())
         )
+
+
+def test_wall_keywords_are_refused_by_name():
+    conditions = BoundaryConditions(Dirichlet(), Dirichlet(), axis=2)
+    model = BoundaryCorrectedNeuralopFNO(_small_fno(), conditions)
+    with pytest.raises(ValueError, match="constrains one axis; give its data as left/right"):
+        model(torch.randn(2, 1, 16), x_left=torch.ones(2))

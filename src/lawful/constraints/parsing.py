@@ -47,7 +47,9 @@ def parse_conditions(text: str) -> BoundaryConditions:
         raise ValueError(
             f"conditions {text!r}: only the x axis can be constrained so far, got {axis!r}"
         )
-    ends = [kind for kind in kinds.split(",") if kind.strip()]
+    ends = kinds.split(",")
+    if any(not kind.strip() for kind in ends):
+        raise ValueError(f"conditions {text!r}: an empty entry; give LEFT,RIGHT")
     if len(ends) == 1 and ends[0].strip().lower() == "periodic":
         ends *= 2
     if len(ends) != 2:

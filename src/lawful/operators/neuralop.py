@@ -136,8 +136,18 @@ class BoundaryCorrectedNeuralopFNO(CorrectedOperator):
         self.length, self.pivot_tolerance = length, pivot_tolerance
 
     def _run(
-        self, x: Tensor, left: BoundaryValue | None, right: BoundaryValue | None, keep_states: bool
+        self,
+        x: Tensor,
+        left: BoundaryValue | None,
+        right: BoundaryValue | None,
+        keep_states: bool,
+        **walls: BoundaryValue,
     ) -> tuple[Tensor, list[Tensor]]:
+        if walls:
+            raise ValueError(
+                f"this wrapper constrains one axis; give its data as left/right, not "
+                f"{', '.join(sorted(walls))}"
+            )
         fno = self.fno
         if x.ndim != 2 + fno.n_dim or x.shape[1] != fno.in_channels:
             spatial = ", ".join(["n"] * fno.n_dim)
