@@ -241,3 +241,11 @@ def test_bad_input_raises_naming_the_problem():
     space_time = BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0), axis=-1)
     with pytest.raises(ValueError, match="zero-pads its last spatial axis"):
         BoundaryCorrectedFNO2d(FNO2d(1, 1, 4, 2, 2, padding=2), space_time)
+
+
+def test_the_overwrite_baseline_names_a_bad_length():
+    conditions = BoundaryConditions(Dirichlet(), Neumann(), axis=2)
+    fno = FNO1d(1, 1, width=4, modes=3)
+    for length in (0.0, -1.0, (1.0, 2.0)):
+        with pytest.raises(ValueError, match="one positive extent per constrained axis"):
+            BoundaryOverwrite(fno, conditions, length=length)

@@ -53,11 +53,10 @@ from lawful.training.operator import (
     OperatorSettings,
     PlainOperator,
     build_fno,
-    load_operator_weights,
     predict_operator,
     train_operator,
 )
-from lawful.training.trainer import is_main_process
+from lawful.training.trainer import is_main_process, load_weights
 
 __all__ = [
     "BOUNDARY_EXPERIMENTS",
@@ -385,7 +384,7 @@ class BoundaryExperiment:
     def load_model(
         self, method: str, task: Task, preset: BoundaryPreset, weights_path: Path
     ) -> nn.Module:
-        return load_operator_weights(
+        return load_weights(
             self.build_model(method, task, preset),
             weights_path,
             f"{method} ({task.label})",

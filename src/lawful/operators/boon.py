@@ -1049,7 +1049,13 @@ class BoundaryOverwrite(nn.Module):
         length: float | Sequence[float] = 1.0,
     ):
         super().__init__()
-        self.model, self.conditions, self.length = model, conditions, length
+        axes = 1 if isinstance(conditions, BoundaryConditions) else len(conditions.axes)
+        lengths = tuple(length) if isinstance(length, Sequence) else (length,) * axes
+        if len(lengths) != axes or not all(value > 0 for value in lengths):
+            raise ValueError(
+                f"length must be one positive extent per constrained axis ({axes}), got {length}"
+            )
+        self.model, self.conditions, self.length = model, conditions, lengths
 
     def forward(
         self,
@@ -1067,10 +1073,9 @@ class BoundaryOverwrite(nn.Module):
         if isinstance(self.conditions, Walls):
             named = self.conditions.with_values(left=left, right=right, **walls)
             named.validate(output.shape)
-            lengths = self.length if isinstance(self.length, Sequence) else [self.length] * 2
             spacings = [
                 length / (output.shape[dim] - 1)
-                for length, dim in zip(lengths, (X_DIM, Y_DIM)[: len(named.axes)], strict=False)
+                for length, dim in zip(self.length, (X_DIM, Y_DIM)[: len(named.axes)], strict=True)
             ]
             return apply_walls(output, named, spacings)
         if walls:
@@ -1081,4 +1086,4 @@ class BoundaryOverwrite(nn.Module):
         conditions = self.conditions.with_values(left, right)
         conditions.validate(output.shape)
         n = output.shape[conditions.dim(output.ndim)]
-        return apply_boundary_conditions(output, conditions, self.length / (n - 1))
+        return apply_boundary_conditions(output, conditions, self.length[0] / (n - 1))

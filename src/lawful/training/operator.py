@@ -7,7 +7,8 @@ from :func:`lawful.data.operator_data.operator_tensors`.
 
 :func:`build_fno` makes the operator of a task from its :class:`OperatorSettings`,
 :func:`train_operator` trains any such model into a weights file (resuming from checkpoints),
-:func:`load_operator_weights` reads it back and :func:`predict_operator` runs it in batches.
+``lawful.training.trainer.load_weights`` reads it back and :func:`predict_operator` runs it
+in batches.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from lawful.training.trainer import (
     TrainSettings,
     fit,
     is_main_process,
-    load_weights,
     save_weights,
 )
 
@@ -39,7 +39,6 @@ __all__ = [
     "OperatorSettings",
     "PlainOperator",
     "build_fno",
-    "load_operator_weights",
     "predict_operator",
     "relative_l2_loss",
     "train_operator",
@@ -230,15 +229,6 @@ def train_operator(
         if log is not None:
             log(f"trained {weights_path} in {time.perf_counter() - started:.0f} s")
     return is_main
-
-
-def load_operator_weights(
-    model: nn.Module, path: Path, what: str, identity: Mapping[str, Any] | None = None
-) -> nn.Module:
-    """``model`` with the weights at ``path``, in eval mode; a named error if they are missing,
-    damaged, recorded for another ``identity`` or of another shape
-    (:func:`lawful.training.trainer.load_weights`)."""
-    return load_weights(model, path, what, identity)
 
 
 def predict_operator(model: nn.Module, tensors: list[Tensor], batch_size: int) -> Tensor:
