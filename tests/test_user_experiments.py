@@ -226,3 +226,21 @@ def test_a_broken_installed_plugin_is_named_not_a_traceback(monkeypatch, capsys)
     assert main(["list"]) == 1
     error = capsys.readouterr().err
     assert "plugin entry point 'mine' (my_package.experiments) failed to import" in error
+
+
+def test_another_file_under_an_existing_output_folder_is_named(dirichlet_file, tmp_path, capsys):
+    """Before, the splits of the first file were reused silently for the second."""
+    out = tmp_path / "run"
+    args = ["train-operator", "--conditions", "dirichlet,dirichlet", "--preset", "tiny"]
+    assert main([*args, "--data", str(dirichlet_file), "--out", str(out), "--no-progress"]) == 0
+    other = tmp_path / "other" / dirichlet_file.name  # same name, other samples
+    other.parent.mkdir()
+    with h5py.File(dirichlet_file) as source, h5py.File(other, "w") as copy:
+        for key in source:
+            copy[key] = source[key][()] if key == "x" else source[key][()][:12]  # 12 samples
+    capsys.readouterr()
+    assert main([*args, "--data", str(other), "--out", str(out), "--no-progress"]) == 1
+    assert "was made from" in capsys.readouterr().err
+    again = [*args, "--test-fraction", "0.5", "--data", str(dirichlet_file), "--out", str(out)]
+    assert main(again) == 1
+    assert "was made from" in capsys.readouterr().err

@@ -22,7 +22,7 @@ import torch
 
 from lawful.constraints.boundary import BoundaryConditions, Periodic
 from lawful.constraints.parsing import CONDITION_KINDS, parse_conditions
-from lawful.data.store import DatasetError, save_dataset
+from lawful.data.store import DatasetError, load_dataset, save_dataset
 from lawful.data.user_files import OperatorSamples, load_operator_samples, split_train_test
 from lawful.experiments.boundary import PRESETS, BoundaryExperiment, BoundaryPreset, Task
 from lawful.training.operator import OperatorSettings
@@ -107,6 +107,9 @@ class FileOperatorExperiment(BoundaryExperiment):
     def generate_data(self, preset: BoundaryPreset, folder: Path, seed: int) -> None:
         """Split the file's samples (by ``seed``) and store both splits in our layout."""
         paths = {split: folder / f"{split}.h5" for split in ("train", "test")}
+        for path in paths.values():
+            if path.exists():
+                self._check_made_from_this_file(path, seed)
         if all(path.exists() for path in paths.values()):
             return
         folder.mkdir(parents=True, exist_ok=True)
@@ -114,6 +117,24 @@ class FileOperatorExperiment(BoundaryExperiment):
         for split, samples in (("train", train), ("test", test)):
             if not paths[split].exists():
                 self._store(paths[split], split, samples, seed)
+
+    def _origin(self, seed: int) -> dict:
+        """What a stored split was made from: reusing one made from anything else is wrong."""
+        return {
+            "source": str(self.samples.source.resolve()),
+            "num_samples": self.samples.num_samples,
+            "test_fraction": self.test_fraction,
+            "seed": seed,
+        }
+
+    def _check_made_from_this_file(self, path: Path, seed: int) -> None:
+        stored = load_dataset(path).metadata
+        recorded = {key: stored.get(key) for key in self._origin(seed)}
+        if recorded != self._origin(seed):
+            raise DatasetError(
+                f"{path} was made from {recorded}, not from {self._origin(seed)}: give another "
+                "--out, or delete that folder's data to split this file again"
+            )
 
     def _store(self, path: Path, split: str, samples: OperatorSamples, seed: int) -> None:
         """One split as a stored operator dataset (lawful.data.operator_data)."""
@@ -136,7 +157,7 @@ class FileOperatorExperiment(BoundaryExperiment):
             [],
             problem=self.name,
             grid={"x": samples.grids["x"], "t": t},
-            metadata={"split": split, "seed": seed, "source": str(samples.source)},
+            metadata={"split": split, **self._origin(seed)},
         )
 
 
