@@ -119,6 +119,9 @@ def test_bad_boundary_data_raises_naming_the_problem():
         BoundaryConditions(Periodic(), Dirichlet(0.0))
     with pytest.raises(ValueError, match="order must be between 1 and 4"):
         Neumann(0.0, order=5)
+    for order in (2.5, 2.0, True):  # refused where made, not when first applied
+        with pytest.raises(TypeError, match="order must be an integer"):
+            Neumann(0.0, order=order)
     with pytest.raises(ValueError, match=r"too short.*need at least 6 points"):
         apply_boundary_conditions(torch.randn(1, 1, 5), _conditions("neumann"), 0.1)
     with pytest.raises(ValueError, match="not a spatial axis"):

@@ -80,6 +80,11 @@ class Neumann:
 
     def __post_init__(self) -> None:
         _check_value(self.value, "Neumann value")
+        if isinstance(self.order, bool) or not isinstance(self.order, int):
+            raise TypeError(
+                f"Neumann stencil order must be an integer, got {self.order!r} "
+                f"({type(self.order).__name__})"
+            )
         if not 1 <= self.order <= MAX_NEUMANN_ORDER:
             raise ValueError(
                 f"Neumann stencil order must be between 1 and {MAX_NEUMANN_ORDER}, got {self.order}"

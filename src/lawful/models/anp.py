@@ -242,7 +242,7 @@ class AttentiveNeuralProcess(nn.Module):
         from the posterior q(z | context and targets), as in ANP training. Draws are
         reparameterised, so gradients flow through them.
         """
-        self._check_shapes(context_x, context_y, target_x, target_y)
+        self._check_inputs(context_x, context_y, target_x, target_y)
         prior = self.latent_encoder(context_x, context_y)
         posterior = None
         if target_y is not None:
@@ -315,16 +315,24 @@ class AttentiveNeuralProcess(nn.Module):
             torch.cat(means, 1).double(), torch.cat(variances, 1).double()
         )
 
-    def _check_shapes(
+    def _check_inputs(
         self, context_x: Tensor, context_y: Tensor, target_x: Tensor, target_y: Tensor | None
     ) -> None:
+        """Named errors for inputs of the wrong shape or dtype, before any layer sees them."""
         named = {"context_x": context_x, "context_y": context_y, "target_x": target_x}
         if target_y is not None:
             named["target_y"] = target_y
+        dtype = next(self.parameters()).dtype
         for name, tensor in named.items():
             if tensor.ndim != 3:
                 raise ValueError(
                     f"{name} must have shape (batch, points, features), got {tuple(tensor.shape)}"
+                )
+            if tensor.dtype != dtype:
+                wanted, given = (str(d).removeprefix("torch.") for d in (dtype, tensor.dtype))
+                raise TypeError(
+                    f"{name} must be {wanted} like the model's weights, got {given}; convert it "
+                    f"with .to(torch.{wanted}) (predict_belief converts its inputs itself)"
                 )
         if context_x.shape[:2] != context_y.shape[:2]:
             raise ValueError(

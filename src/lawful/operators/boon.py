@@ -100,7 +100,14 @@ from lawful.constraints.boundary import (
     boundary_equations,
 )
 from lawful.constraints.walls import X_DIM, Y_DIM, WallLine, Walls, apply_walls, wall_equations
-from lawful.operators.fno import FNO1d, FNO2d, FourierLayer, FourierNeuralOperator, pointwise
+from lawful.operators.fno import (
+    FNO1d,
+    FNO2d,
+    FourierLayer,
+    FourierNeuralOperator,
+    fft_any_batch,
+    pointwise,
+)
 
 __all__ = [
     "BoundaryCorrectedFNO",
@@ -357,8 +364,9 @@ def _synthesize(
                 spectrum = axis.place(spectrum, dim)  # (..., n at dim, ...)
     dims = [2 + index for index in remaining]
     if any(axes[index].halved for index in remaining):  # the halved axis comes last
-        return torch.fft.irfftn(spectrum, s=[axes[index].n for index in remaining], dim=dims)
-    return (torch.fft.ifftn(spectrum, dim=dims) if dims else spectrum).real
+        sizes = [axes[index].n for index in remaining]
+        return fft_any_batch(torch.fft.irfftn, spectrum, s=sizes, dim=dims)
+    return (fft_any_batch(torch.fft.ifftn, spectrum, dim=dims) if dims else spectrum).real
 
 
 class _WallSystem:
@@ -631,7 +639,7 @@ class _WallSpectra:
         *frames)`` -> ``(batch, channels, F_x, F_y[, F_t])``. The multiples' own coefficients
         are a sum of line transforms, one per wall."""
         if self.timed:  # one set of multiples per frame: their temporal spectrum
-            multiples = torch.fft.rfft(multiples, dim=-1)  # (batch, channels, m, T // 2 + 1)
+            multiples = fft_any_batch(torch.fft.rfft, multiples, dim=-1)  # (b, c, m, T // 2 + 1)
         else:
             multiples = multiples.to(spectrum.dtype)  # (batch, channels, m)
         lead = multiples.shape[:2]
@@ -975,7 +983,8 @@ class BoundaryCorrectedFNO(CorrectedOperator):
         spectra = torch.where(keep, response_spectra, 0).transpose(0, 1)  # (width, 2, modes)
         # Real multiples times complex spectra, summed over the two responses: no complex matmul.
         correction = (multiples.unsqueeze(-1) * spectra).sum(-2)  # (batch, width, modes)
-        output = torch.fft.irfft(mixed + correction, n=n) + pointwise(layer.pointwise, v)
+        output = fft_any_batch(torch.fft.irfft, mixed + correction, n=n)  # (batch, width, x)
+        output = output + pointwise(layer.pointwise, v)
         vectors_near = torch.where(keep, responses_near, system.impulses.unsqueeze(1))
         corrected_near = output_near + torch.einsum("boj,jop->bop", multiples, vectors_near)
         return output, corrected_near  # (batch, width, x), (batch, width, P)

@@ -33,6 +33,11 @@ that BOON can correct each linear layer between them (lawful.operators.boon).
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -58,6 +63,37 @@ def _complex_weight(in_channels: int, out_channels: int, *modes: int) -> nn.Para
     """Complex weights stored as real ``(..., 2)`` pairs, so ``.double()`` and ``.to`` cast them."""
     scale = 1 / (in_channels * out_channels)  # the reference FNO initialisation
     return nn.Parameter(scale * torch.rand(in_channels, out_channels, *modes, 2))
+
+
+def _check_count(name: str, value: object, least: int = 1) -> None:
+    """Raise unless ``value`` is an integer (a bool is not one) of at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be >= {least}, got {value}")
+
+
+def _check_domain(name: str, domain: object) -> None:
+    """Raise unless ``domain`` is a finite interval ``(low, high)`` with ``low < high``."""
+    if (
+        not isinstance(domain, Sequence)
+        or len(domain) != 2
+        or any(isinstance(end, bool) or not isinstance(end, numbers.Real) for end in domain)
+    ):
+        raise TypeError(f"{name} must be a pair of numbers (low, high), got {domain!r}")
+    low, high = domain
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be a finite interval (low, high), low < high, got {domain}")
+
+
+def fft_any_batch(transform: Callable[..., Tensor], v: Tensor, **kwargs: object) -> Tensor:
+    """``transform(v, **kwargs)``, an FFT over trailing axes of ``v`` ``(batch, ...)``, also for
+    an empty batch, which oneMKL's FFT rejects: that one is transformed with one zero sample
+    appended, which is then dropped, so the result keeps its shape, dtype and autograd graph."""
+    if v.shape[0]:
+        return transform(v, **kwargs)
+    one = torch.cat([v, v.new_zeros(1, *v.shape[1:])])  # (1, ...)
+    return transform(one, **kwargs)[:0]  # (0, ...)
 
 
 def _shape_text(sizes: tuple[int, ...]) -> str:
@@ -103,8 +139,14 @@ class SpectralConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, n_modes: tuple[int, ...]) -> None:
         super().__init__()
-        if not n_modes or min(n_modes) < 1:
-            raise ValueError(f"modes must be positive, one per axis, got {n_modes}")
+        _check_count("in_channels", in_channels)
+        _check_count("out_channels", out_channels)
+        if not isinstance(n_modes, Sequence) or not n_modes:
+            raise TypeError(
+                f"n_modes must be a non-empty tuple, one count per axis, got {n_modes!r}"
+            )
+        for axis, m in enumerate(n_modes):
+            _check_count(f"modes of axis {axis}", m)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.n_modes = tuple(n_modes)
         first_axes, last = self.n_modes[:-1], self.n_modes[-1]
@@ -118,18 +160,27 @@ class SpectralConv(nn.Module):
         """The transformed axes of a field ``(batch, channels, *axes)``: the last ``k``."""
         return tuple(range(-len(self.n_modes), 0))
 
+    @property
+    def least_grid(self) -> tuple[int, ...]:
+        """The fewest points per transformed axis that hold the kept modes: ``2 m`` on every axis
+        but the last (the windows at 0 and ``n - m`` of :func:`_kept_modes` must not overlap),
+        ``2 m - 2`` on the last (``rfft`` of ``n`` points has ``n // 2 + 1`` frequencies), and at
+        least 1."""
+        return (*(2 * m for m in self.n_modes[:-1]), max(2 * self.n_modes[-1] - 2, 1))
+
     def coefficients(self, v: Tensor) -> Tensor:
         """The kept Fourier coefficients of ``v``, a view (see :func:`_kept_modes` for the layout):
         ``(batch, in, *grid) -> (batch, in, 2, m_0, ..., 2, m_{k-2}, m_last)``; in 1-D
         ``(batch, in, x) -> (batch, in, modes)``."""
         grid = v.shape[-len(self.n_modes) :]
-        least = (*(2 * m for m in self.n_modes[:-1]), 2 * self.n_modes[-1] - 2)
+        least = self.least_grid
         if any(n < needed for n, needed in zip(grid, least, strict=True)):
             raise ValueError(
                 f"{_shape_text(self.n_modes)} modes need at least {_shape_text(least)} points, "
                 f"got {_shape_text(grid)}"
             )
-        spectrum = torch.fft.rfftn(v, dim=self.axes)  # (batch, in, n_0, ..., n_last // 2 + 1)
+        # (batch, in, n_0, ..., n_last // 2 + 1)
+        spectrum = fft_any_batch(torch.fft.rfftn, v, dim=self.axes)
         return _kept_modes(spectrum, self.n_modes)  # (batch, in, 2, m_0, ..., m_last)
 
     def mix(self, coefficients: Tensor) -> Tensor:
@@ -147,7 +198,7 @@ class SpectralConv(nn.Module):
             # (batch, out, n_0, ..., n_{k-2}, m_last): the last axis is zero-padded by irfftn
             spectrum = mixed.new_zeros(*mixed.shape[:2], *grid[:-1], self.n_modes[-1])
             _kept_modes(spectrum, self.n_modes).copy_(mixed)
-        return torch.fft.irfftn(spectrum, s=grid, dim=self.axes)  # (batch, out, *grid)
+        return fft_any_batch(torch.fft.irfftn, spectrum, s=grid, dim=self.axes)  # (b, out, *grid)
 
     def forward(self, v: Tensor) -> Tensor:
         grid = tuple(v.shape[-len(self.n_modes) :])
@@ -210,7 +261,16 @@ class FourierNeuralOperator(nn.Module):
     channel runs uniformly across it); default ``(0, 1)`` on every axis. ``padding`` zero-pads the
     last axis inside the network, for an axis that is not periodic (time); the output is cropped
     back.
+
+    The constructor checks its arguments (counts are integers, at least 1; ``padding`` at least
+    0; domains finite intervals) and :meth:`lift`, which every forward pass goes through, checks
+    the input: a named ``ValueError`` or ``TypeError`` instead of an error deep in a layer.
     """
+
+    #: The names of the named models' per-axis arguments, ``(modes, domain)`` for each axis in
+    #: layout order, so that errors name the argument the caller passed; ``None`` here, where
+    #: they are the entries of ``modes`` and ``domains``.
+    axis_arguments: ClassVar[tuple[tuple[str, str], ...] | None] = None
 
     def __init__(
         self,
@@ -224,15 +284,26 @@ class FourierNeuralOperator(nn.Module):
         projection_width: int = 128,
     ) -> None:
         super().__init__()
+        if not isinstance(modes, Sequence) or not modes:
+            raise TypeError(f"modes must be a non-empty tuple, one count per axis, got {modes!r}")
         domains = tuple(UNIT_INTERVAL for _ in modes) if domains is None else tuple(domains)
         if len(domains) != len(modes):
             raise ValueError(f"need one domain per spatial axis: {len(modes)}, got {len(domains)}")
-        if any(not low < high for low, high in domains):
-            raise ValueError(f"each domain must be an interval (low, high), low < high: {domains}")
-        if num_layers < 1 or padding < 0:
-            raise ValueError(
-                f"need num_layers >= 1 and padding >= 0, got {num_layers} and {padding}"
-            )
+        names = self.axis_arguments or tuple(
+            (f"modes[{axis}]", f"domains[{axis}]") for axis in range(len(modes))
+        )
+        for (modes_name, domain_name), m, domain in zip(names, modes, domains, strict=True):
+            _check_count(modes_name, m)
+            _check_domain(domain_name, domain)
+        for name, count in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("width", width),
+            ("num_layers", num_layers),
+            ("projection_width", projection_width),
+        ):
+            _check_count(name, count)
+        _check_count("padding", padding, least=0)
         self.in_channels, self.out_channels, self.width = in_channels, out_channels, width
         self.domains, self.padding = domains, padding
         self.lifting = nn.Linear(in_channels + len(modes), width)
@@ -254,13 +325,60 @@ class FourierNeuralOperator(nn.Module):
         low, high = self.domains[axis]
         return (high - low) / (n - 1)
 
-    def lift(self, x: Tensor) -> Tensor:
-        """``(batch, in_channels, *spatial) -> (batch, width, *padded spatial)``."""
+    def _check_input(self, x: Tensor) -> None:
+        """Raise a named error unless ``x`` is an input this FNO can take: a tensor ``(batch,
+        in_channels, *spatial)`` of its weights' dtype, on their device, finite, with enough
+        points on each axis for the kept modes (after padding). An empty batch is valid.
+
+        Shapes, dtype and device cost nothing; finiteness is one pass over ``x``, which has
+        few channels (far less than one layer of ``width`` channels).
+        """
+        name = f"{type(self).__name__} input"
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 2 + self.spatial_ndim or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"input must have shape (batch, {self.in_channels}, "
+                f"{name} must have shape (batch, {self.in_channels}, "
                 f"{', '.join(['n'] * self.spatial_ndim)}), got {tuple(x.shape)}"
             )
+        weight = self.lifting.weight
+        if x.dtype != weight.dtype:
+            wanted, given = (str(d).removeprefix("torch.") for d in (weight.dtype, x.dtype))
+            # A floating input may be the right one and the model the wrong one.
+            model = f", or the model with .to(torch.{given})" if x.is_floating_point() else ""
+            raise TypeError(
+                f"{name} must be {wanted} like the model's weights, got {given}; convert it "
+                f"with .to(torch.{wanted}){model}"
+            )
+        if x.device != weight.device:
+            raise ValueError(
+                f"{name} is on {x.device} but the model's weights are on {weight.device}; "
+                f"move it with .to({str(weight.device)!r})"
+            )
+        spectral = self.layers[0].spectral  # every layer keeps the same modes
+        grid = (*x.shape[2:-1], x.shape[-1] + self.padding)
+        if any(n < needed for n, needed in zip(grid, spectral.least_grid, strict=True)):
+            padded = (
+                f" ({x.shape[-1]} + padding {self.padding} on the last axis)"
+                if self.padding
+                else ""
+            )
+            raise ValueError(
+                f"{name} has {_shape_text(grid)} points{padded}, but "
+                f"{_shape_text(spectral.n_modes)} modes need at least "
+                f"{_shape_text(spectral.least_grid)} points"
+            )
+        finite = torch.isfinite(x)  # (batch, in_channels, *spatial)
+        if not bool(finite.all()):
+            count = x.numel() - int(finite.sum())
+            raise ValueError(
+                f"{name} is not finite: {count} of its {x.numel()} entries are NaN or infinite"
+            )
+
+    def lift(self, x: Tensor) -> Tensor:
+        """``(batch, in_channels, *spatial) -> (batch, width, *padded spatial)``, after
+        :meth:`_check_input`."""
+        self._check_input(x)
         axes = [
             torch.linspace(low, high, n, dtype=x.dtype, device=x.device)
             for (low, high), n in zip(self.domains, x.shape[2:], strict=True)
@@ -288,6 +406,8 @@ class FourierNeuralOperator(nn.Module):
 
 class FNO1d(FourierNeuralOperator):
     """FNO on ``(batch, channels, x)``; x spans ``domain``."""
+
+    axis_arguments = (("modes", "domain"),)
 
     def __init__(
         self,
@@ -318,6 +438,8 @@ class FNOxt(FourierNeuralOperator):
     ``padding`` zero-pads the non-periodic time axis, so x stays unpadded and a BOON correction can
     act along x at every time frame.
     """
+
+    axis_arguments = (("modes_x", "x_domain"), ("modes_t", "t_domain"))
 
     def __init__(
         self,
@@ -355,6 +477,8 @@ class FNOxy(FourierNeuralOperator):
     non-periodic walls).
     """
 
+    axis_arguments = (("modes_x", "x_domain"), ("modes_y", "y_domain"))
+
     def __init__(
         self,
         in_channels: int,
@@ -382,6 +506,8 @@ class FNOxy(FourierNeuralOperator):
 class FNOxyt(FourierNeuralOperator):
     """FNO on ``(batch, channels, x, y, t)``, e.g. ``u0`` repeated over t ->
     ``u(x, y, t_1..t_T)``. ``padding`` zero-pads the non-periodic time axis only."""
+
+    axis_arguments = (("modes_x", "x_domain"), ("modes_y", "y_domain"), ("modes_t", "t_domain"))
 
     def __init__(
         self,
