@@ -8,8 +8,10 @@ from matplotlib.collections import PolyCollection
 from PIL import Image
 
 from lawful.plots import (
+    _field_figure,
     _profiles_figure,
     _shock_histograms_figure,
+    animate_field_images,
     plot_error_over_time,
     plot_mass_over_time,
     plot_neumann_ends,
@@ -208,5 +210,33 @@ def test_field_images_show_each_field_and_its_error_with_the_walls():
         assert any(float(e.abs().max()) == 0 for e in errors)
         walled = [axis for axis in figure.axes if axis.images and axis.patches]
         assert len(walled) == len(images)  # every panel draws the square's four walls
+    finally:
+        plt.close(figure)
+
+
+def test_field_animation_has_one_frame_per_time_on_fixed_scales(tmp_path):
+    grid = torch.linspace(0, 1, 9, dtype=torch.float64)
+    times = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    truth = torch.outer(torch.sin(torch.pi * grid), grid)[..., None] * times  # (x, y, T)
+    path = animate_field_images(
+        grid, truth, {"BOON": truth + 0.01}, times, "sample", tmp_path / "flow.gif", "vorticity"
+    )
+    with Image.open(path) as animation:
+        assert animation.n_frames == 3
+        first = np.asarray(animation.convert("RGB"))
+        animation.seek(2)
+        last = np.asarray(animation.convert("RGB"))
+    assert first.shape == last.shape and not np.array_equal(first, last)
+
+
+def test_single_field_image_shows_the_field_with_the_walls():
+    grid = torch.linspace(0, 1, 9, dtype=torch.float64)
+    field = torch.outer(grid, 1 - grid)  # (x, y)
+    figure = _field_figure(grid, field, "vorticity at t = 0.08", "vorticity")
+    try:
+        (axis, _) = figure.axes  # the field and its colour bar
+        shown = torch.as_tensor(axis.images[0].get_array().data)
+        torch.testing.assert_close(shown, field.T, check_dtype=False)  # y up, x across
+        assert axis.patches  # the walls
     finally:
         plt.close(figure)

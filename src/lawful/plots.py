@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +22,9 @@ from matplotlib.patches import Patch, Rectangle
 from torch import Tensor
 
 __all__ = [
+    "animate_field_images",
     "plot_error_over_time",
+    "plot_field",
     "plot_field_images",
     "plot_mass_over_time",
     "plot_neumann_ends",
@@ -315,55 +318,132 @@ def plot_field_images(
     predictions: Mapping[str, Tensor],
     title: str,
     path: Path,
+    label: str = "u",
 ) -> Path:
     """A 2-D field on the unit square: the truth and each method's prediction (top row, one
     colour scale), and each method's absolute error (bottom row, one scale), walls drawn.
 
     ``grid`` ``(n,)`` the node coordinates of x and y; ``truth`` and each prediction ``(n, n)``
-    indexed [x, y] (shown with x to the right and y up).
+    indexed [x, y] (shown with x to the right and y up); ``label`` names the field.
     """
-    return _save(_field_images_figure(grid, truth, predictions, title), path)
+    return _save(_field_images_figure(grid, truth, predictions, title, label), path)
+
+
+def plot_field(grid: Tensor, field: Tensor, title: str, path: Path, label: str = "u") -> Path:
+    """One 2-D field ``(n, n)`` indexed [x, y] on the node grid ``grid`` ``(n,)``, walls drawn."""
+    return _save(_field_figure(grid, field, title, label), path)
+
+
+def _field_figure(grid: Tensor, field: Tensor, title: str, label: str) -> Figure:
+    figure, axis = plt.subplots(figsize=(4.2, 3.6), layout="constrained")
+    image = _show_field(axis, field, grid, title, cmap="viridis")
+    figure.colorbar(image, ax=axis, label=label)
+    return figure
+
+
+def animate_field_images(
+    grid: Tensor,
+    truth: Tensor,
+    predictions: Mapping[str, Tensor],
+    times: Tensor,
+    title: str,
+    path: Path,
+    label: str = "u",
+    seconds_per_frame: float = 0.25,
+) -> Path:
+    """:func:`plot_field_images` over time as an animated GIF: ``truth`` and each prediction
+    ``(n, n, T)``, one frame per time of ``times`` ``(T,)``, colour scales fixed over all
+    frames so that the frames compare."""
+    from PIL import Image  # matplotlib's own dependency
+
+    scales = _FieldScales.of(truth, predictions)
+    frames = []
+    for frame, t in enumerate(times.tolist()):
+        figure = _field_images_figure(
+            grid,
+            truth[..., frame],
+            {method: field[..., frame] for method, field in predictions.items()},
+            f"{title}, t = {t:.3g}",
+            label,
+            scales,
+        )
+        figure.canvas.draw()
+        frames.append(Image.fromarray(np.asarray(figure.canvas.buffer_rgba())).convert("RGB"))
+        plt.close(figure)
+    frames[0].save(
+        path,
+        save_all=True,
+        append_images=frames[1:],
+        duration=round(1000 * seconds_per_frame),
+        loop=0,
+    )
+    return path
+
+
+@dataclass(frozen=True)
+class _FieldScales:
+    """The colour limits of a field figure: the fields' common range, the errors' largest."""
+
+    low: float
+    high: float
+    worst_error: float
+
+    @classmethod
+    def of(cls, truth: Tensor, predictions: Mapping[str, Tensor]) -> _FieldScales:
+        fields = [truth, *predictions.values()]
+        worst = max(float((field - truth).abs().max()) for field in predictions.values())
+        return cls(
+            min(float(field.min()) for field in fields),
+            max(float(field.max()) for field in fields),
+            worst or 1.0,
+        )
+
+
+def _show_field(axis, field: Tensor, grid: Tensor, title: str, **scale):
+    """``field`` ``(n, n)`` [x, y] as an image with x to the right, y up and the walls drawn."""
+    low, high = float(grid[0]), float(grid[-1])
+    # imshow's rows are y and its columns x: the [x, y] field transposed, y increasing up.
+    image = axis.imshow(
+        field.T.detach().cpu().numpy(), origin="lower", extent=(low, high, low, high), **scale
+    )
+    walls = Rectangle((low, low), high - low, high - low, fill=False, edgecolor="black")
+    walls.set_linewidth(1.5)
+    axis.add_patch(walls)
+    axis.set_title(title, fontsize=9)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    return image
 
 
 def _field_images_figure(
-    grid: Tensor, truth: Tensor, predictions: Mapping[str, Tensor], title: str
+    grid: Tensor,
+    truth: Tensor,
+    predictions: Mapping[str, Tensor],
+    title: str,
+    label: str = "u",
+    scales: _FieldScales | None = None,
 ) -> Figure:
+    """The figure of :func:`plot_field_images`; ``scales`` by default those of these fields."""
+    scales = scales or _FieldScales.of(truth, predictions)
     columns = 1 + len(predictions)
     figure, axes = plt.subplots(
         2, columns, figsize=(2.9 * columns, 5.4), squeeze=False, layout="constrained"
     )
-    extent = (float(grid[0]), float(grid[-1]), float(grid[0]), float(grid[-1]))
-    errors = {method: (field - truth).abs() for method, field in predictions.items()}
-    low = min(float(truth.min()), *(float(field.min()) for field in predictions.values()))
-    high = max(float(truth.max()), *(float(field.max()) for field in predictions.values()))
-    worst = max(float(error.max()) for error in errors.values()) or 1.0
-
-    def show(axis, field: Tensor, panel_title: str, **scale):
-        # imshow's rows are y and its columns x: the [x, y] field transposed, y increasing up.
-        image = axis.imshow(field.T.detach().cpu().numpy(), origin="lower", extent=extent, **scale)
-        axis.add_patch(
-            Rectangle(
-                (extent[0], extent[2]),
-                extent[1] - extent[0],
-                extent[3] - extent[2],
-                fill=False,
-                edgecolor="black",
-                linewidth=1.5,
-            )
-        )  # the four walls
-        axis.set_title(panel_title, fontsize=9)
-        axis.set_xticks([])
-        axis.set_yticks([])
-        return image
-
-    values = show(axes[0, 0], truth, "exact", vmin=low, vmax=high, cmap="viridis")
+    field_scale = {"vmin": scales.low, "vmax": scales.high, "cmap": "viridis"}
+    values = _show_field(axes[0, 0], truth, grid, "exact", **field_scale)
     axes[1, 0].axis("off")
     for column, (method, field) in enumerate(predictions.items(), start=1):
-        show(axes[0, column], field, method, vmin=low, vmax=high, cmap="viridis")
-        error = show(
-            axes[1, column], errors[method], f"|{method} - exact|", vmin=0, vmax=worst, cmap="magma"
+        _show_field(axes[0, column], field, grid, method, **field_scale)
+        error = _show_field(
+            axes[1, column],
+            (field - truth).abs(),
+            grid,
+            f"|{method} - exact|",
+            vmin=0,
+            vmax=scales.worst_error,
+            cmap="magma",
         )
-    figure.colorbar(values, ax=axes[0, :], shrink=0.8, label="u")
+    figure.colorbar(values, ax=axes[0, :], shrink=0.8, label=label)
     figure.colorbar(error, ax=axes[1, 1:], shrink=0.8, label="absolute error")
     figure.suptitle(title, fontsize=10)
     return figure

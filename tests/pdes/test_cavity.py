@@ -16,12 +16,16 @@ from lawful.pdes.cavity import (
     MIN_POINTS,
     OscillatingLid,
     SteadyCavity,
+    cavity_constraint,
+    cut_flux_weights,
     cut_fluxes,
     divergence,
     sample_cavity_flows,
     solve_cavity,
     stable_time_step,
     steady_cavity,
+    vorticity,
+    wall_velocity,
 )
 
 F64 = torch.float64
@@ -261,10 +265,8 @@ def test_cut_fluxes_of_the_solver_shrink_with_h_and_vanish_for_its_own_quadratur
         worst.append(max(float(flux.abs().max()) for flux in fluxes))
         # The rule consistent with the central differences of psi: weight 2h on the odd nodes
         # (n odd) sums D_y psi to a difference of wall values of psi, which are 0.
-        odd_nodes = torch.zeros(n, dtype=F64)
-        odd_nodes[1::2] = 2 / (n - 1)
-        assert float((flow.u @ odd_nodes).abs().max()) < 1e-15
-        assert float((odd_nodes @ flow.v).abs().max()) < 1e-15
+        consistent = cut_fluxes(flow.u, flow.v, flow.x, flow.y, rule="odd-nodes")
+        assert max(float(flux.abs().max()) for flux in consistent) < 1e-15
     # The trapezoid's floor is h^2 / 4 times the wall shear, large under the lid's shear layer:
     # measured 2.2e-2 (n = 33) and 1.1e-2 (n = 65) for these transient flows.
     assert worst[0] < 0.03 and worst[1] < 0.015
@@ -369,3 +371,56 @@ def test_blow_up_names_the_step_and_the_time():
     stable = stable_time_step(1 / 16, 10.0, 1.0)
     with pytest.raises(FloatingPointError, match=r"after step \d+, at t = [\d.]+, with dt"):
         solve_cavity(torch.tensor([10.0]), lambda t: 1.0, 17, _times(20.0), dt=3 * stable)
+
+
+def test_the_odd_node_rule_is_the_midpoint_rule_on_cells_of_width_2h():
+    n = 17
+    weights = cut_flux_weights(n)
+    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-15)  # integrates constants
+    assert bool((weights[::2] == 0).all())  # the walls among the even nodes
+    grid = torch.linspace(0.0, 1.0, n, dtype=F64)
+    # Second order: exact for linear functions, error O(h^2) for x^2 (midpoint: -h_cell^2 / 12
+    # per unit length, h_cell = 2h).
+    assert float(weights @ (3 * grid - 1)) == pytest.approx(0.5, abs=1e-15)
+    assert float(weights @ grid.square()) == pytest.approx(
+        1 / 3 - (2 / (n - 1)) ** 2 / 12, abs=1e-15
+    )
+    with pytest.raises(ValueError, match="odd number of points"):
+        cut_flux_weights(16)
+    with pytest.raises(ValueError, match="'trapezoid' or 'odd-nodes'"):
+        cut_fluxes(grid[None], grid[None], grid, grid, rule="simpson")
+
+
+def test_vorticity_of_a_solid_rotation_is_twice_its_angular_speed():
+    n = 9
+    x = torch.linspace(0.0, 1.0, n, dtype=F64)
+    x_mesh, y_mesh = torch.meshgrid(x, x, indexing="ij")
+    u, v = -3 * (y_mesh - 0.5), 3 * (x_mesh - 0.5)  # rotation at angular speed 3
+    w = vorticity(u, v, 1 / (n - 1))  # central differences: exact for a linear field
+    assert w.shape == (n - 2, n - 2)
+    torch.testing.assert_close(w, torch.full_like(w, 6.0), rtol=0, atol=1e-13)
+
+
+def test_the_solvers_flows_meet_every_row_of_the_cavity_constraint_to_round_off():
+    n = 17
+    flow, _ = _sampled(n)
+    constraint = cavity_constraint(flow.lid_speed, n)
+    # (n - 2) cuts for u and for v, 4 (n - 1) wall rows for each: independent rows.
+    assert constraint.weights.shape == (2 * (n - 2) + 8 * (n - 1), 2 * n * n)
+    assert int(torch.linalg.matrix_rank(constraint.weights)) == constraint.num_rows
+    state = torch.stack([flow.u, flow.v], 2).flatten(2)  # (B, T, 2 n^2), [component, x, y]
+    residual = constraint.residual(state)  # (B, T, k)
+    assert float(residual.abs().max()) < 1e-14
+    # The rows are not satisfied by chance: a lid twice as fast breaks exactly the lid rows.
+    wrong = cavity_constraint(2 * flow.lid_speed, n).residual(state)
+    broken = (wrong.abs() > 1e-3).any(dim=(0, 1))  # (k,)
+    assert int(broken.sum()) == n - 2  # the lid's interior nodes of u
+
+
+def test_wall_velocity_is_the_lid_speed_on_the_lids_interior_nodes_only():
+    lid_speed = torch.tensor([[1.0, 1.5], [0.5, 0.7]], dtype=F64)  # (B, T)
+    lifted = wall_velocity(lid_speed, 5)  # (B, 2, n, n, T)
+    assert lifted.shape == (2, 2, 5, 5, 2)
+    torch.testing.assert_close(lifted[:, 0, 1:-1, -1], lid_speed[:, None].expand(2, 3, 2))
+    lifted[:, 0, 1:-1, -1] = 0
+    assert bool((lifted == 0).all())  # v, the corners, the other walls and the interior

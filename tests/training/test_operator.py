@@ -1,5 +1,6 @@
 """Operator training pieces: the boundary-data-as-input baseline sees exactly the data BOON sees."""
 
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -29,6 +30,23 @@ def test_a_space_time_model_sees_the_whole_boundary_history():
     seen = BoundaryDataInput(_Recorder())(x, history)  # (2, 2, 7, 5)
     for point in range(7):
         torch.testing.assert_close(seen[:, 1, point], history, rtol=0, atol=0)
+
+
+def test_an_xyt_model_sees_the_history_constant_over_x_and_y():
+    x = torch.randn(2, 3, 5, 4, 6)  # (batch, channels, x, y, t)
+    history = torch.arange(12.0).reshape(2, 6)  # (batch, t)
+    seen = BoundaryDataInput(_Recorder())(x, history)  # (2, 4, 5, 4, 6)
+    assert seen.shape == (2, 4, 5, 4, 6)
+    torch.testing.assert_close(seen[:, :3], x, rtol=0, atol=0)
+    torch.testing.assert_close(
+        seen[:, 3], history[:, None, None].expand(2, 5, 4, 6), rtol=0, atol=0
+    )
+
+
+def test_data_that_does_not_line_up_with_the_input_is_a_named_error():
+    x = torch.randn(2, 1, 7, 5)  # (batch, channels, x, t)
+    with pytest.raises(ValueError, match=r"does not line up with the trailing axes"):
+        BoundaryDataInput(_Recorder())(x, torch.zeros(2, 4))  # 4 frames, the input has 5
 
 
 def test_the_wrapped_fno_trains_on_the_data_channels():

@@ -1,10 +1,11 @@
 """Experiment definitions: data + models + presets, found through one registry.
 
-Importing this package registers our experiments (conservation, boundary, ensemble); a user's
-register the same way (:mod:`lawful.experiments.registry`).
+Importing this package registers our experiments (conservation, boundary, ensemble, the 2-D
+walls, the cavity); a user's register the same way (:mod:`lawful.experiments.registry`).
 """
 
 from lawful.experiments.boundary import BoundaryExperiment, BoundaryPreset, OperatorMethod, Task
+from lawful.experiments.cavity import CavityExperiment, CavityPreset
 from lawful.experiments.conservation import ConservationExperiment, ConservationPreset
 from lawful.experiments.ensemble import EnsembleExperiment, EnsemblePreset
 from lawful.experiments.registry import (
@@ -26,6 +27,8 @@ __all__ = [
     "STAGES",
     "BoundaryExperiment",
     "BoundaryPreset",
+    "CavityExperiment",
+    "CavityPreset",
     "ConservationExperiment",
     "ConservationPreset",
     "EnsembleExperiment",

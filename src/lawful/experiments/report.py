@@ -76,7 +76,12 @@ def markdown_table(rows: Sequence[MetricRow], columns: Sequence[str], param_name
     for row in rows:
         param = "" if row.param is None else f"{row.param:g}"
         task = [row.task or ""] if with_task else []
-        cells = [format_value(row.values[name], row.standard_errors.get(name)) for name in columns]
+        cells = [
+            format_value(row.values[name], row.standard_errors.get(name))
+            if name in row.values
+            else "–"  # a metric this method has no value of (a deterministic model's CRPS)
+            for name in columns
+        ]
         lines.append("| " + " | ".join([*task, row.method, param, *cells]) + " |")
     return "\n".join(lines)
 

@@ -13,15 +13,20 @@ from lawful.pdes.boundary_problems import (
     make_boundary_dataset,
 )
 from lawful.pdes.cavity import (
+    CAVITY_WALLS,
     CavityFlow,
     OscillatingLid,
     SteadyCavity,
+    cavity_constraint,
+    cut_flux_weights,
     cut_fluxes,
     divergence,
     sample_cavity_flows,
     solve_cavity,
     stable_time_step,
     steady_cavity,
+    vorticity,
+    wall_velocity,
 )
 from lawful.pdes.conservation import (
     CONSERVATION_PROBLEMS,
@@ -52,6 +57,7 @@ def get_problem(name: str) -> Problem:
 
 __all__ = [
     "BOUNDARY_PROBLEMS",
+    "CAVITY_WALLS",
     "CONSERVATION_PROBLEMS",
     "NEUMANN_STENCIL_ORDER",
     "NUM_FRAMES",
@@ -70,6 +76,8 @@ __all__ = [
     "Solution",
     "SteadyCavity",
     "StefanProblem",
+    "cavity_constraint",
+    "cut_flux_weights",
     "cut_fluxes",
     "divergence",
     "get_conservation_problem",
@@ -85,5 +93,7 @@ __all__ = [
     "stable_time_step",
     "steady_cavity",
     "stefan_similarity_root",
+    "vorticity",
+    "wall_velocity",
     "wave_cosine_series_2d",
 ]

@@ -53,25 +53,34 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 from torch.nn import functional
 
+from lawful.constraints.boundary import BoundaryConditions, Dirichlet
+from lawful.constraints.conservation import LinearConstraint, stack_constraints
 from lawful.constraints.quadrature import trapezoid_weights
+from lawful.constraints.walls import Walls, walls_constraint
 
 __all__ = [
+    "CAVITY_WALLS",
     "MIN_POINTS",
     "CavityFlow",
     "LidSpeed",
     "OscillatingLid",
     "SteadyCavity",
+    "cavity_constraint",
+    "cut_flux_weights",
     "cut_fluxes",
     "divergence",
     "sample_cavity_flows",
     "solve_cavity",
     "stable_time_step",
     "steady_cavity",
+    "vorticity",
+    "wall_velocity",
 ]
 
 LidSpeed = Callable[[float], Tensor]
@@ -309,17 +318,98 @@ def divergence(u: Tensor, v: Tensor, spacing: float) -> Tensor:
     return u_x + v_y
 
 
-def cut_fluxes(u: Tensor, v: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Net flux through every cut by the trapezoid rule: ``integral of u dy`` at each x_i and
-    ``integral of v dx`` at each y_j, each (..., n); zero for any flow in a closed box.
+def cut_flux_weights(n: int, dtype: torch.dtype = torch.float64) -> Tensor:
+    """Quadrature weights along a cut of the n-node grid (n odd): ``2h`` on the odd nodes, 0 on
+    the even ones, the walls among them (the midpoint rule on cells of width 2h; second order).
 
-    For this solver's fields the trapezoid leaves about h^2 / 4 times the walls' shear, O(h)
-    under a shear layer the grid does not resolve. The rule consistent with its central
-    differences of psi, weight 2h on the odd nodes (n odd), sums them to wall values of psi: 0.
+    The rule consistent with this solver: its velocity is a central difference of psi, so
+    ``sum_j w_j u_ij = sum_{j odd} (psi_i,j+1 - psi_i,j-1)`` telescopes to wall values of psi,
+    which are 0. Its flows carry no net flux through any cut, to round-off, by this rule.
     """
-    through_vertical_cuts = u @ trapezoid_weights(y).to(u)  # (..., n_x, n_y) @ (n_y,)
-    through_horizontal_cuts = trapezoid_weights(x).to(v) @ v  # (n_x,) @ (..., n_x, n_y)
+    if n < MIN_POINTS or n % 2 == 0:
+        raise ValueError(
+            f"the odd-node rule needs an odd number of points >= {MIN_POINTS}, got {n}"
+        )
+    weights = torch.zeros(n, dtype=dtype)
+    weights[1::2] = 2 / (n - 1)
+    return weights
+
+
+def cut_fluxes(
+    u: Tensor,
+    v: Tensor,
+    x: Tensor,
+    y: Tensor,
+    rule: Literal["trapezoid", "odd-nodes"] = "trapezoid",
+) -> tuple[Tensor, Tensor]:
+    """Net flux through every cut: ``integral of u dy`` at each x_i and ``integral of v dx`` at
+    each y_j, each (..., n); zero for any flow in a closed box.
+
+    ``rule="odd-nodes"``: :func:`cut_flux_weights` (uniform grids, n odd), by which this
+    solver's flows have zero flux to round-off. By the trapezoid rule they keep about h^2 / 4
+    times the walls' shear, O(h) under a shear layer the grid does not resolve.
+    """
+    if rule == "odd-nodes":
+        weights_x, weights_y = cut_flux_weights(x.numel()), cut_flux_weights(y.numel())
+    elif rule == "trapezoid":
+        weights_x, weights_y = trapezoid_weights(x), trapezoid_weights(y)
+    else:
+        raise ValueError(f"rule must be 'trapezoid' or 'odd-nodes', got {rule!r}")
+    through_vertical_cuts = u @ weights_y.to(u)  # (..., n_x, n_y) @ (n_y,)
+    through_horizontal_cuts = weights_x.to(v) @ v  # (n_x,) @ (..., n_x, n_y)
     return through_vertical_cuts, through_horizontal_cuts
+
+
+def vorticity(u: Tensor, v: Tensor, spacing: float) -> Tensor:
+    """``v_x - u_y`` by central differences at the interior nodes: (..., n, n) -> (..., n-2,
+    n-2). The vorticity a model's velocity implies (the solver's own also has wall values)."""
+    v_x = (v[..., 2:, 1:-1] - v[..., :-2, 1:-1]) / (2 * spacing)  # (..., n-2, n-2)
+    u_y = (u[..., 1:-1, 2:] - u[..., 1:-1, :-2]) / (2 * spacing)
+    return v_x - u_y
+
+
+CAVITY_WALLS = Walls(
+    x=BoundaryConditions(Dirichlet(), Dirichlet()), y=BoundaryConditions(Dirichlet(), Dirichlet())
+)
+"""Dirichlet on all four walls: the conditions of u and of v (data: :func:`wall_velocity`)."""
+
+
+def wall_velocity(lid_speed: Tensor, n: int) -> Tensor:
+    """The velocity's wall data on the n x n grid, zero away from the walls: ``(..., T)`` lid
+    speeds -> ``(..., 2, n, n, T)`` (u; v), U on the lid's n - 2 interior nodes, 0 elsewhere
+    (its corners belong to the walls at rest)."""
+    lifted = lid_speed.new_zeros(*lid_speed.shape[:-1], 2, n, n, lid_speed.shape[-1])
+    lifted[..., 0, 1:-1, -1, :] = lid_speed.unsqueeze(-2)  # (..., n - 2, T)
+    return lifted
+
+
+def cavity_constraint(lid_speed: Tensor, n: int) -> LinearConstraint:
+    """What every cavity flow on the n x n grid (n odd) satisfies, as rows ``G w = b`` on its
+    velocity ``w = (u; v)`` flattened [component, x, y] (length 2 n^2), per sample and frame.
+
+    Zero net flux through each interior cut (:func:`cut_flux_weights`; the cuts on the walls
+    are implied by the wall rows), n - 2 rows for u and n - 2 for v, and the Dirichlet wall
+    data of u and v (lawful.constraints.walls, corners by its rule), 4 (n - 1) rows each.
+    ``lid_speed`` ``(..., T)``; values ``(..., T, k)`` for a belief with batch axes (..., T).
+    The solver's flows meet every row to round-off.
+    """
+    weights = cut_flux_weights(n)  # (n,)
+    interior = torch.arange(1, n - 1)
+    through_x = torch.zeros(n - 2, 2, n, n, dtype=torch.float64)  # (cut, component, x, y)
+    through_x[interior - 1, 0, interior] = weights  # u at (x_i, every y), per cut i
+    through_y = torch.zeros(n - 2, 2, n, n, dtype=torch.float64)
+    through_y[interior - 1, 1, :, interior] = weights  # v at (every x, y_j), per cut j
+    flux_rows = torch.cat([through_x, through_y]).flatten(1)  # (2 (n - 2), 2 n^2)
+    spacing = 1 / (n - 1)
+    top = wall_velocity(lid_speed, n)[..., 0, :, -1, :]  # (..., n, T): u on the lid
+    u_walls = walls_constraint(CAVITY_WALLS.with_values(y_right=top), (n, n), spacing)
+    v_walls = walls_constraint(CAVITY_WALLS, (n, n), spacing)  # v = 0 on every wall
+    zeros = torch.zeros_like(u_walls.weights)  # (k, n^2)
+    return stack_constraints(
+        LinearConstraint(flux_rows, torch.zeros(flux_rows.shape[0], dtype=torch.float64)),
+        LinearConstraint(torch.cat([u_walls.weights, zeros], -1), u_walls.values),
+        LinearConstraint(torch.cat([zeros, v_walls.weights], -1), v_walls.values),
+    )
 
 
 class _CavityGrid:

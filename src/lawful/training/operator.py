@@ -114,10 +114,12 @@ class PlainOperator(nn.Module):
 
 class BoundaryDataInput(nn.Module):
     """The fair baseline for BOON: an FNO that is *given* the boundary data, as extra input
-    channels, but not held to it. Each end's data (``(batch,)``, or ``(batch, time)`` for a space
-    + time model: the whole boundary history) becomes one channel, constant along x.
+    channels, but not held to it. Each piece of data becomes one channel: ``(batch,)`` is
+    constant over the field; ``(batch, time)`` (for a space + time model: the whole boundary
+    history), like any ``(batch, *trailing)``, lines up with the field's trailing axes and is
+    constant along the others (along x; along x and y for an (x, y, t) model).
 
-    The FNO needs ``in_channels`` = the input's channels + the number of ends with data.
+    The FNO needs ``in_channels`` = the input's channels + the number of pieces of data.
     """
 
     def __init__(self, fno: nn.Module) -> None:
@@ -125,12 +127,18 @@ class BoundaryDataInput(nn.Module):
         self.fno = fno
 
     def forward(self, x: Tensor, *boundary_data: Tensor) -> Tensor:
-        batch, _, num_points, *other = x.shape  # (batch, channels, x[, t])
-        channels = [
-            data.reshape(batch, 1, 1, *other).expand(-1, -1, num_points, *other).to(x.dtype)
-            for data in boundary_data
-        ]  # each (batch, 1, x[, t])
-        return self.fno(torch.cat([x, *channels], dim=1))
+        batch, _, *axes = x.shape  # (batch, channels, *axes)
+        channels = []
+        for data in boundary_data:
+            leading = len(axes) - (data.ndim - 1)  # the field's axes the data is constant along
+            if leading < 0 or tuple(data.shape[1:]) != tuple(axes[leading:]):
+                raise ValueError(
+                    f"boundary data of shape {tuple(data.shape)} does not line up with the "
+                    f"trailing axes of an input of shape {tuple(x.shape)}"
+                )
+            shape = (batch, 1, *([1] * leading), *data.shape[1:])
+            channels.append(data.reshape(shape).expand(batch, 1, *axes).to(x.dtype))
+        return self.fno(torch.cat([x, *channels], dim=1))  # (batch, channels + data, *axes)
 
 
 def relative_l2_loss(prediction: Tensor, target: Tensor) -> Tensor:
