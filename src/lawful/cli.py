@@ -1,7 +1,7 @@
 """The ``lawful`` command.
 
 lawful run EXPERIMENT [--preset quick|paper] [--out DIR] [--device DEV] [--seed N]
-                      [--reference DIR]
+                      [--seeds S,S,...] [--reference DIR]
 lawful data|train|evaluate EXPERIMENT [same options]    one stage alone
 lawful condition --prediction FILE --out FILE [--grid FILE.npy] [--mass NUMBER|FILE.npy]
                  [--walls LEFT,RIGHT] [--lower L] [--upper U]
@@ -35,6 +35,7 @@ from lawful.experiments import (
     get_experiment,
     load_plugins,
 )
+from lawful.experiments.seeds import parse_seeds, run_seeds
 from lawful.experiments.user_data import add_train_operator_arguments, user_experiment
 from lawful.solving import add_solve_arguments, run_solve
 
@@ -59,7 +60,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="output folder (default runs/EXPERIMENT-PRESET)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    seeds.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        metavar="S,S,...",
+        help="one run per seed into OUT/seed-S, then their metrics as mean and spread",
+    )
     parser.add_argument(
         "--devices", type=int, default=1, help="train data-parallel on this many devices (DDP)"
     )
@@ -200,18 +208,25 @@ def main(argv: list[str] | None = None) -> int:
         reference = getattr(args, "reference", None)
         if reference is not None and not Path(reference).is_dir():
             raise FileNotFoundError(f"reference folder {reference} does not exist")
-        settings = RunSettings(
-            out=out,
-            preset=args.preset,
-            device=args.device,
-            seed=args.seed,
-            reference=reference,
-            stages=stages,
-            progress=not args.no_progress,
-            num_devices=args.devices,
-            log=lambda message: print(f"lawful: {message}", file=sys.stderr, flush=True),
-        )
-        metrics = experiment.run(settings)
+
+        def run_one(seed: int, folder: Path) -> dict | None:
+            settings = RunSettings(
+                out=folder,
+                preset=args.preset,
+                device=args.device,
+                seed=seed,
+                reference=reference,
+                stages=stages,
+                progress=not args.no_progress,
+                num_devices=args.devices,
+                log=lambda message: print(f"lawful: {message}", file=sys.stderr, flush=True),
+            )
+            return experiment.run(settings)
+
+        if args.seeds is None:
+            metrics = run_one(args.seed, out)
+        else:
+            metrics = run_seeds(run_one, args.seeds, out)
     except (OSError, ValueError) as error:  # ExperimentError, DatasetError, WeightsError too
         return _error(error)
     if metrics is not None:

@@ -4,20 +4,88 @@ record what it runs with."""
 from __future__ import annotations
 
 import json
+import os
+import platform
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from lawful.data.store import write_atomically
 from lawful.experiments.registry import Experiment, RunSettings, select_preset
 
-__all__ = ["begin_run", "record_settings"]
+__all__ = ["begin_run", "record_settings", "run_environment"]
+
+# The packages whose versions can move a run's numbers.
+_PACKAGES = ("lawful", "torch", "numpy", "lightning", "gpytorch", "h5py")
+# Environment variables that set the CPU libraries' threads or determinism.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG")
 
 
-def record_settings(out: Path, experiment: str, preset_name: str, preset, seed: int) -> None:
-    """Create ``out`` and write ``settings.json``: the experiment, preset sizes and seed."""
+def run_environment(device: str) -> dict[str, Any]:
+    """What shapes a run's numbers beyond its settings: versions, threads, machine, device.
+
+    The same settings give bit-identical results on one machine and environment; another
+    torch build, thread count or CPU can change the rounding, and with it the last digits.
+    """
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    environment: dict[str, Any] = {
+        "python": platform.python_version(),
+        "packages": {package: version(package) for package in _PACKAGES},
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "processor": _processor_name(),
+        # The vector instructions torch's CPU kernels use (e.g. AVX2, AVX512): they set how
+        # sums are split, so machines with different ones round differently.
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "thread_variables": {name: os.environ.get(name) for name in _THREAD_VARIABLES},
+        "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        environment["cuda"] = {
+            "device_name": torch.cuda.get_device_name(),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+        }
+    return environment
+
+
+def _processor_name() -> str | None:
+    """The CPU's model name (Linux's /proc/cpuinfo; elsewhere what ``platform`` knows)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def record_settings(
+    out: Path, experiment: str, preset_name: str, preset, seed: int, device: str = "cpu"
+) -> None:
+    """Create ``out`` and write ``settings.json``: the experiment, preset sizes, seed and the
+    environment (:func:`run_environment`), atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"experiment": experiment, "preset": preset_name, "seed": seed, **asdict(preset)}
-    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    settings = {
+        "experiment": experiment,
+        "preset": preset_name,
+        "seed": seed,
+        **asdict(preset),
+        "environment": run_environment(device),
+    }
+    text = json.dumps(settings, indent=2) + "\n"
+    write_atomically(out / "settings.json", lambda temporary: temporary.write_text(text))
 
 
 def begin_run(experiment: Experiment, settings: RunSettings) -> Any:
@@ -32,5 +100,7 @@ def begin_run(experiment: Experiment, settings: RunSettings) -> Any:
             "checkpoints for it; run without --reference to train"
         )
     preset = select_preset(experiment, settings.preset)
-    record_settings(settings.out, experiment.name, settings.preset, preset, settings.seed)
+    record_settings(
+        settings.out, experiment.name, settings.preset, preset, settings.seed, settings.device
+    )
     return preset

@@ -508,7 +508,7 @@ class ConservationExperiment:
             return _run_reference(
                 problem, out, settings.reference, settings.seed, settings.progress, log
             )
-        record_settings(out, self.name, settings.preset, preset, settings.seed)
+        record_settings(out, self.name, settings.preset, preset, settings.seed, settings.device)
         train_path, test_path = out / "data" / "train.h5", out / "data" / "test.h5"
         if "data" in settings.stages or not (train_path.exists() and test_path.exists()):
             log(f"generating {problem.name} data into {out / 'data'}")

@@ -1,0 +1,29 @@
+"""settings.json records what shaped a run: the preset, the seed, and the environment."""
+
+import json
+
+import torch
+
+from lawful.experiments._runs import record_settings, run_environment
+from lawful.experiments.cavity import PRESETS
+
+
+def test_settings_record_the_preset_seed_and_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    record_settings(tmp_path / "run", "cavity", "tiny", PRESETS["tiny"], seed=3, device="cpu")
+    settings = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert settings["experiment"] == "cavity" and settings["seed"] == 3
+    assert settings["resolution"] == PRESETS["tiny"].resolution
+    environment = settings["environment"]
+    assert environment["packages"]["torch"] == torch.__version__
+    assert environment["torch_threads"] == torch.get_num_threads()
+    assert environment["thread_variables"]["OMP_NUM_THREADS"] == "1"
+    assert environment["device"] == "cpu"
+    assert environment["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert not list((tmp_path / "run").glob("*.partial"))  # written atomically
+
+
+def test_the_environment_is_json_and_names_no_cuda_device_on_the_cpu():
+    environment = run_environment("cpu")
+    assert json.loads(json.dumps(environment)) == environment
+    assert "cuda" not in environment
