@@ -152,3 +152,17 @@ def test_checkpoints_of_another_method_are_not_resumed(heat_run, tmp_path, capsy
     assert main(["train", "heat-neumann", "--preset", "tiny", "--out", str(run)]) == 1
     error = capsys.readouterr().err
     assert "checkpoints-boon belong to" in error and "method FNO" in error
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a checkpoint"], ids=["empty", "garbage"])
+def test_a_damaged_checkpoint_is_named_in_one_line(heat_run, tmp_path, capsys, damage):
+    run = tmp_path / "run"
+    shutil.copytree(heat_run, run)
+    models = run / "models" / "single-step"
+    (models / "boon.pt").unlink()  # BOON is trained again, resuming from its checkpoint
+    (models / "checkpoints-boon" / "last.ckpt").write_bytes(damage)
+    assert main(["train", "heat-neumann", "--preset", "tiny", "--out", str(run)]) == 1
+    error = capsys.readouterr().err
+    last_line = error.strip().splitlines()[-1]
+    assert last_line.startswith("lawful: error: ") and "Traceback" not in error
+    assert "checkpoints-boon/last.ckpt is not a readable checkpoint" in last_line

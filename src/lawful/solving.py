@@ -24,7 +24,7 @@ from typing import Any
 import h5py
 from torch import Tensor
 
-from lawful.data.store import write_atomically
+from lawful.data.store import write_atomically, write_text_atomically
 from lawful.pdes.cavity import SteadyCavity, steady_cavity
 
 __all__ = ["add_solve_arguments", "centre_lines", "run_solve", "write_steady_cavity"]
@@ -84,7 +84,7 @@ def write_steady_cavity(flow: SteadyCavity, out: Path) -> dict[str, Any]:
 
     lines = centre_lines(flow)
     write_atomically(out / "cavity.h5", write_fields)
-    write_atomically(out / "centerlines.json", lambda p: p.write_text(json.dumps(lines) + "\n"))
+    write_text_atomically(out / "centerlines.json", json.dumps(lines) + "\n")
     return lines
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "load_dataset",
     "save_dataset",
     "write_atomically",
+    "write_text_atomically",
 ]
 
 FORMAT_NAME = "lawful-dataset"
@@ -159,6 +160,11 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)  # gone already after os.replace
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """:func:`write_atomically` for a text file (a report, a JSON record)."""
+    write_atomically(path, lambda temporary: temporary.write_text(text))
 
 
 def _read_group(group: h5py.Group) -> dict[str, Tensor]:

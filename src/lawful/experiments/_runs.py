@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from lawful.data.store import write_atomically
+from lawful.data.store import write_text_atomically
 from lawful.experiments.registry import Experiment, RunSettings, select_preset
 
 __all__ = ["begin_run", "record_settings", "run_environment"]
@@ -85,7 +85,7 @@ def record_settings(
         "environment": run_environment(device),
     }
     text = json.dumps(settings, indent=2) + "\n"
-    write_atomically(out / "settings.json", lambda temporary: temporary.write_text(text))
+    write_text_atomically(out / "settings.json", text)
 
 
 def begin_run(experiment: Experiment, settings: RunSettings) -> Any:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from lawful.constraints.boundary import BoundaryConditions, Neumann
 from lawful.data.operator_data import operator_tensors
-from lawful.data.store import StoredDataset, load_dataset, save_dataset
+from lawful.data.store import StoredDataset, load_dataset, save_dataset, write_text_atomically
 from lawful.experiments._runs import begin_run
 from lawful.experiments.registry import RunSettings, register
 from lawful.experiments.report import MetricRow, write_metrics, write_report
@@ -500,7 +500,8 @@ class BoundaryExperiment:
             if evaluation.task.multistep
         }
         if over_time:
-            (out / "error_over_time.json").write_text(json.dumps(over_time, indent=2) + "\n")
+            text = json.dumps(over_time, indent=2) + "\n"
+            write_text_atomically(out / "error_over_time.json", text)
         metrics = write_metrics(out / "metrics.json", self.name, preset_name, rows)
         columns = ["rel_l2", "boundary_error"]
         if any("flux_error_4th_order" in row.values for row in rows):

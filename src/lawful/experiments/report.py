@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lawful.data.store import write_text_atomically
 from lawful.metrics import Summary
 
 __all__ = ["MetricRow", "format_value", "write_metrics", "write_report"]
@@ -58,7 +59,8 @@ def _json_number(value: float) -> float | None:
 
 def write_metrics(path: Path, experiment: str, preset: str, rows: Sequence[MetricRow]) -> dict:
     metrics = {"experiment": experiment, "preset": preset, "rows": [row.to_json() for row in rows]}
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    # Atomically, as every record: a killed run leaves the old file or none, never half of one.
+    write_text_atomically(path, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -99,4 +101,4 @@ def write_report(
     parts = [f"# {title}", "", markdown_table(rows, columns, param_name), "", notes, ""]
     for name, figure in figures.items():
         parts += [f"![{name}]({Path(figure).name})", ""]
-    path.write_text("\n".join(parts))
+    write_text_atomically(path, "\n".join(parts))

@@ -1,7 +1,9 @@
 """One way to run Lightning for every experiment: checkpoints, resume, progress, devices, DDP.
 
 ``fit`` resumes from ``checkpoint_dir/last.ckpt`` when it exists, so an interrupted ``lawful run``
-picks up where it stopped; a finished run is not trained again.
+picks up where it stopped; a finished run is not trained again. A resumed run is the run it
+interrupted, to the bit: the checkpoints also hold the random state (the training loader's
+shuffling generator, torch's global generators), and they are written atomically.
 
 With ``num_devices > 1`` training is data-parallel (DDP, one process per device; gloo on CPUs,
 NCCL on GPUs). Under ``torchrun`` every process runs the whole command and Lightning joins the
@@ -19,8 +21,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader
@@ -47,6 +50,60 @@ class TrainSettings:
     num_devices: int = 1
 
 
+class _RandomState(Callback):
+    """Keeps the random state in the checkpoints, so a resumed run draws what the interrupted
+    one would have drawn next.
+
+    Lightning restores weights, optimizer, scheduler and loop progress, not generators: without
+    this, the loader's generator starts again from its seed, and every epoch after a resume
+    shuffles as the first epochs did (the weights then differ from an uninterrupted run's).
+    The last checkpoint is saved at the end of an epoch, after the epoch's draws, so its state
+    is the next epoch's.
+    """
+
+    def __init__(self, loader_generator: torch.Generator | None) -> None:
+        self.loader_generator = loader_generator
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state()}  # dropout, sampling, ...
+        if self.loader_generator is not None:
+            state["loader"] = self.loader_generator.get_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # A checkpoint from before this callback has no state: it resumes as it always did.
+        if "torch" in state_dict:
+            torch.set_rng_state(state_dict["torch"])
+        if self.loader_generator is not None and "loader" in state_dict:
+            self.loader_generator.set_state(state_dict["loader"])
+        cuda = state_dict.get("cuda")
+        if (
+            cuda is not None
+            and torch.cuda.is_available()
+            and len(cuda) == torch.cuda.device_count()
+        ):
+            torch.cuda.set_rng_state_all(cuda)
+
+
+class _AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written beside their final name and moved into place (``os.replace``).
+
+    Lightning's own save stages the file in the system's temporary folder and moves it, which
+    is a copy, not a rename, when that folder is on another file system (a kill during the copy
+    leaves a truncated ``last.ckpt`` that the next run fails to resume from), and a killed save
+    leaves its stage file there.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        write_atomically(Path(path), lambda temporary: torch.save(checkpoint, temporary))
+
+
 def fit(
     module: L.LightningModule,
     train_loader: DataLoader,
@@ -66,6 +123,8 @@ def fit(
     if identity is not None:
         _claim_folder(checkpoint_dir, identity)
     last = checkpoint_dir / "last.ckpt"
+    if last.exists():
+        _check_readable(last)
     trainer = L.Trainer(
         max_epochs=settings.max_epochs,
         accelerator=settings.device,
@@ -74,7 +133,15 @@ def fit(
         precision=settings.precision,
         gradient_clip_val=settings.gradient_clip,
         callbacks=[
-            ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0),
+            # last.ckpt at the end of every epoch. (save_last=True with save_top_k=0 writes it
+            # only when training ends, on Lightning 2.6: a killed model started over.)
+            ModelCheckpoint(
+                dirpath=checkpoint_dir,
+                filename=last.stem,
+                save_top_k=1,  # no monitor: the latest epoch's, overwritten in place
+                enable_version_counter=False,  # not last-v1.ckpt beside a resumed last.ckpt
+            ),
+            _RandomState(train_loader.generator),
             *([TQDMProgressBar(refresh_rate=10)] if settings.progress else []),
         ],
         enable_progress_bar=settings.progress,
@@ -82,6 +149,7 @@ def fit(
         log_every_n_steps=max(1, min(50, len(train_loader))),
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        plugins=[_AtomicCheckpointIO()],
     )
     trainer.fit(
         module,
@@ -112,6 +180,19 @@ def _canonical(identity: Mapping[str, Any]) -> dict[str, Any]:
 
 def _describe(identity: Mapping[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in identity.items() if key != "settings")
+
+
+def _check_readable(checkpoint: Path) -> None:
+    """A :class:`WeightsError` naming ``checkpoint`` if it is not a whole torch file (empty,
+    truncated, overwritten), before Lightning fails on it deep inside ``fit``."""
+    try:
+        # Our own checkpoint (its random state and loop progress are more than weights).
+        torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises several kinds for a damaged file
+        raise WeightsError(
+            f"{checkpoint} is not a readable checkpoint (empty, truncated or corrupt: "
+            f"{type(error).__name__}); delete it to train this model from the start"
+        ) from error
 
 
 def _claim_folder(folder: Path, identity: Mapping[str, Any]) -> None:
