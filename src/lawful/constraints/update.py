@@ -275,15 +275,18 @@ def _solve_gram(
     noise = noise.expand(*noise.shape[:-1], num_rows) if noise.ndim > 0 else noise.expand(num_rows)
     q = gram.double() + torch.diag_embed(noise)  # (..., k, k)
     scale = gram_scale.double() + noise  # (..., k)
-    independent = _independent_rows(q, scale, tolerance)  # (..., k)
-
-    every_row = bool(independent.all())
-    if every_row:
-        solved = q
-    else:  # factorise the independent rows alone: the others are rows and columns of I
+    # Where every row is kept, the in-order pivots are Cholesky's own (L_jj^2): one
+    # factorisation decides and solves. Only where some pivot fails is the elimination redone
+    # row by row, skipping the dependent rows (_independent_rows).
+    factor, info = torch.linalg.cholesky_ex(q)  # (..., k, k), (...)
+    pivots = torch.diagonal(factor, dim1=-2, dim2=-1).square()  # (..., k)
+    every_row = bool((info == 0).all()) and bool((pivots > tolerance * scale).all())
+    if not every_row:  # factorise the independent rows alone: the others are rows and columns of I
+        independent = _independent_rows(q, scale, tolerance)  # (..., k)
         both = independent[..., :, None] & independent[..., None, :]  # (..., k, k)
         solved = torch.where(both, q, torch.eye(num_rows, dtype=q.dtype, device=q.device))
-    inverse = torch.cholesky_inverse(torch.linalg.cholesky(solved))  # (..., k, k)
+        factor = torch.linalg.cholesky(solved)
+    inverse = torch.cholesky_inverse(factor)  # (..., k, k)
     if not every_row:
         inverse = torch.where(both, inverse, torch.zeros_like(inverse))
     coefficients = (inverse @ residual.double().unsqueeze(-1)).squeeze(-1)  # (..., k)
