@@ -38,6 +38,18 @@ def test_each_metric_gets_the_mean_the_sample_spread_and_the_per_seed_values():
     assert "mse_se_sd" not in anp  # a per-run standard error is not a metric
 
 
+def test_the_report_has_a_column_for_a_metric_only_some_rows_have(tmp_path):
+    def run_one(seed, folder):
+        metrics = _metrics(float(seed + 1), 0.0)
+        metrics["rows"][1]["crps"] = 0.1 * (seed + 1)  # only the second method has a belief
+        return metrics
+
+    run_seeds(run_one, [0, 1], tmp_path)
+    header, _, first, second = (tmp_path / "report.md").read_text().splitlines()[2:6]
+    assert header.endswith("| mse | ce | crps |")
+    assert first.endswith("| – |") and second.endswith("| 0.15 ± 7.1e-02 |")
+
+
 def test_runs_with_other_rows_are_not_averaged():
     with pytest.raises(ValueError, match="the run of seed 1 has other rows than that of seed 0"):
         aggregate_seeds([_metrics(1.0, 0.0), _metrics(1.0, 0.0, rows=("ANP",))], [0, 1])

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from lawful.data.store import write_text_atomically
 from lawful.experiments.report import format_value
 
 __all__ = ["aggregate_seeds", "parse_seeds", "run_seeds", "seed_folder"]
@@ -83,8 +84,10 @@ def aggregate_seeds(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
 
 
 def _report(aggregated: dict) -> str:
-    first = aggregated["rows"][0]
-    metrics = [name for name in _metric_names(first) if not name.endswith("_sd")]
+    # Every metric of any row, in the order first met: rows differ (a deterministic model has
+    # no CRPS; an ensemble has).
+    names = dict.fromkeys(name for row in aggregated["rows"] for name in _metric_names(row))
+    metrics = [name for name in names if not name.endswith("_sd")]
     with_task = any(row.get("task") is not None for row in aggregated["rows"])
     header = [*(["task"] if with_task else []), "method", "param", *metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -132,6 +135,9 @@ def run_seeds(
             return None
         runs.append(metrics)
     aggregated = aggregate_seeds(runs, seeds)
-    (out / "metrics.json").write_text(json.dumps(aggregated, indent=2) + "\n")
-    (out / "report.md").write_text(_report(aggregated))
+    for name, text in (
+        ("metrics.json", json.dumps(aggregated, indent=2) + "\n"),
+        ("report.md", _report(aggregated)),
+    ):
+        write_text_atomically(out / name, text)
     return aggregated
