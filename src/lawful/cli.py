@@ -9,7 +9,7 @@ lawful condition --prediction FILE --out FILE [--grid FILE.npy] [--mass NUMBER|F
 lawful train-operator --data FILE --conditions KIND[,KIND] [--out DIR] [run options]
                                                          FNO and BOON on your own data
 lawful solve cavity --re RE --n N --steady --out DIR   our cavity solver to its steady state
-lawful bench [--json] [--quick]
+lawful bench [--json] [--quick] [--scaling [--out DIR]]
 lawful list
 
 Every command takes ``--plugin FILE`` (repeatable; also ``LAWFUL_PLUGINS``, separated by
@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="print the benchmark table")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (seconds, for tests)")
+    bench.add_argument(
+        "--scaling",
+        action="store_true",
+        help="how each cost grows with the grid: log-log plots and fitted slopes",
+    )
+    bench.add_argument(
+        "--out", type=Path, help="folder for the scaling plot and JSON (default runs/bench-scaling)"
+    )
     _add_plugin_option(commands.add_parser("list", help="list the experiments"))
     return parser
 
@@ -163,6 +171,19 @@ def main(argv: list[str] | None = None) -> int:
         width = max(len(name) for name in registered)
         for name, experiment in registered.items():
             print(f"{name:{width}s}  {experiment.kind}")
+        return 0
+    if args.command == "bench" and args.scaling:
+        from lawful.bench.scaling import format_slopes, run_scaling, write_scaling
+
+        out = args.out or Path("runs") / "bench-scaling"
+        try:
+            _check_output_folder(out)
+        except ValueError as error:
+            return _error(error)
+        series = run_scaling(quick=args.quick)
+        json_path, figure_path = write_scaling(series, out)
+        print(format_slopes(series))
+        print(f"lawful: wrote {json_path} and {figure_path}", file=sys.stderr)
         return 0
     if args.command == "bench":
         from lawful.bench import format_table, run_benchmarks

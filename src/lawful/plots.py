@@ -30,6 +30,7 @@ __all__ = [
     "plot_neumann_ends",
     "plot_profiles",
     "plot_profiles_over_time",
+    "plot_scaling",
     "plot_shock_histograms",
 ]
 
@@ -446,4 +447,40 @@ def _field_images_figure(
     figure.colorbar(values, ax=axes[0, :], shrink=0.8, label=label)
     figure.colorbar(error, ax=axes[1, 1:], shrink=0.8, label="absolute error")
     figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def plot_scaling(series: Sequence[Mapping], path: Path) -> Path:
+    """One log-log panel per operation: its measured seconds against size, with the fitted slope,
+    and the complexity's predicted growth through the largest size's time (dashed).
+
+    Each entry has ``name``, ``size_label``, ``sizes``, ``seconds``, ``complexity``, ``slope``
+    and ``expected_slope`` (lawful.bench.scaling).
+    """
+    return _save(_scaling_figure(series), path)
+
+
+def _scaling_figure(series: Sequence[Mapping]) -> Figure:
+    columns = min(3, len(series))
+    rows = -(-len(series) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.4 * columns, 3.4 * rows), squeeze=False, layout="constrained"
+    )
+    for axis, one in zip(axes.flat, series, strict=False):
+        sizes, seconds = one["sizes"], one["seconds"]
+        axis.loglog(sizes, seconds, "o-", label=f"measured, slope {one['slope']:.2f}")
+        predicted = [seconds[-1] * (size / sizes[-1]) ** one["expected_slope"] for size in sizes]
+        axis.loglog(
+            sizes,
+            predicted,
+            "--",
+            color="gray",
+            label=f"O({one['complexity']}), slope {one['expected_slope']:.2f}",
+        )
+        axis.set_title(one["name"], fontsize=9)
+        axis.set_xlabel(one["size_label"])
+        axis.set_ylabel("seconds")
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(series) :]:
+        axis.axis("off")
     return figure
