@@ -1,21 +1,42 @@
-"""Timing of a BOON training step against the plain FNO's, measured in the same run."""
+"""Training steps of lawful's FNOs against baselines, measured in the same run: BOON's step
+against the plain FNO's (time and peak memory), and the FNO's step against the textbook FNO
+(lawful.bench.textbook) and against neuraloperator's ``neuralop.models.FNO``."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
+from lawful.bench.textbook import TextbookFNO1d, TextbookFNO2d, TextbookFNO3d
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet
 from lawful.constraints.walls import Walls
 from lawful.operators.boon import BoundaryCorrectedFNO, BoundaryCorrectedFNO1d
 from lawful.operators.fno import FNO1d, FNOxy, FNOxyt
 
-__all__ = ["boon_step_ratio", "boon_step_ratio_2d"]
+__all__ = [
+    "AXES",
+    "boon_peak_memory",
+    "boon_peak_memory_2d",
+    "boon_step_ratio",
+    "boon_step_ratio_2d",
+    "fno_step_ratio",
+    "neuralop_fno",
+    "our_fno",
+    "peak_allocated_bytes",
+    "peak_training_step_bytes",
+    "textbook_fno",
+]
+
+#: The FNOs the speed rows compare, by the axes they span: in words, for the rows' names.
+AXES = {"x": "1-D", "xy": "2-D", "xyt": "2-D + time"}
 
 
 def _training_step(model: nn.Module, x: Tensor, target: Tensor) -> Callable[[], None]:
@@ -28,6 +49,50 @@ def _training_step(model: nn.Module, x: Tensor, target: Tensor) -> Callable[[], 
         optimizer.step()
 
     return step
+
+
+def _boon_1d_models(
+    width: int, modes: int, n: int, batch: int, seed: int
+) -> tuple[nn.Module, nn.Module, Tensor, Tensor]:
+    """An FNO1d, the same FNO with BOON Dirichlet corrections at both ends, an input and a
+    target ``(batch, 1, n)``."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    fno = FNO1d(1, 1, width, modes)
+    conditions = BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0))
+    boon = BoundaryCorrectedFNO1d(copy.deepcopy(fno), conditions)
+    x = torch.randn(batch, 1, n, generator=generator)  # (batch, channels, x)
+    target = torch.randn(batch, 1, n, generator=generator)
+    return fno, boon, x, target
+
+
+def _boon_walls_models(
+    width: int,
+    modes: int,
+    grid: tuple[int, int],
+    frames: int | None,
+    padding: int,
+    batch: int,
+    seed: int,
+) -> tuple[nn.Module, nn.Module, Tensor, Tensor]:
+    """An FNOxyt (or, with ``frames=None``, an FNOxy), the same FNO with BOON Dirichlet
+    conditions on all four walls, an input and a target."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    if frames is None:
+        fno: nn.Module = FNOxy(1, 1, width, modes, modes)
+        shape = (batch, 1, *grid)  # (batch, channels, x, y)
+    else:
+        fno = FNOxyt(1, 1, width, modes, modes, modes, padding=padding)
+        shape = (batch, 1, *grid, frames)  # (batch, channels, x, y, t)
+    walls = Walls(
+        BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0)),
+        BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0)),
+    )
+    boon = BoundaryCorrectedFNO(copy.deepcopy(fno), walls)
+    x = torch.randn(shape, generator=generator)
+    target = torch.randn(shape, generator=generator)
+    return fno, boon, x, target
 
 
 def boon_step_ratio(
@@ -44,14 +109,8 @@ def boon_step_ratio(
 
     Steps alternate between the two models so both see the same machine load.
     """
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    fno = FNO1d(1, 1, width, modes)
-    conditions = BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0))
-    boon = BoundaryCorrectedFNO1d(copy.deepcopy(fno), conditions)
-    x = torch.randn(batch, 1, n, generator=generator)  # (batch, channels, x)
-    target = torch.randn(batch, 1, n, generator=generator)
-    return _alternating_ratio(fno, boon, x, target, repeats, warmup)
+    fno, boon, x, target = _boon_1d_models(width, modes, n, batch, seed)
+    return _as_boon_timing(_alternating_ratio(boon, fno, x, target, repeats, warmup))
 
 
 def boon_step_ratio_2d(
@@ -71,30 +130,36 @@ def boon_step_ratio_2d(
     (one joint solve per layer). The defaults are the cavity's model: 50 x 50 x 25, width 20,
     8 modes, batch 10.
     """
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    if frames is None:
-        fno: nn.Module = FNOxy(1, 1, width, modes, modes)
-        shape = (batch, 1, *grid)  # (batch, channels, x, y)
-    else:
-        fno = FNOxyt(1, 1, width, modes, modes, modes, padding=padding)
-        shape = (batch, 1, *grid, frames)  # (batch, channels, x, y, t)
-    walls = Walls(
-        BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0)),
-        BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0)),
-    )
-    boon = BoundaryCorrectedFNO(copy.deepcopy(fno), walls)
-    x = torch.randn(shape, generator=generator)
-    target = torch.randn(shape, generator=generator)
-    return _alternating_ratio(fno, boon, x, target, repeats, warmup)
+    fno, boon, x, target = _boon_walls_models(width, modes, grid, frames, padding, batch, seed)
+    return _as_boon_timing(_alternating_ratio(boon, fno, x, target, repeats, warmup))
+
+
+def _as_boon_timing(timing: dict[str, float]) -> dict[str, float]:
+    return {"fno_s": timing["baseline_s"], "boon_s": timing["ours_s"], "ratio": timing["ratio"]}
 
 
 def _alternating_ratio(
-    fno: nn.Module, boon: nn.Module, x: Tensor, target: Tensor, repeats: int, warmup: int
+    ours: nn.Module,
+    baseline: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    repeats: int,
+    warmup: int,
+    baseline_x: Tensor | None = None,
+    baseline_target: Tensor | None = None,
 ) -> dict[str, float]:
-    """Median seconds per training step of both models, steps alternating, and the median of
-    the per-repeat ratios ``boon_s / fno_s``."""
-    steps = {"fno_s": _training_step(fno, x, target), "boon_s": _training_step(boon, x, target)}
+    """Median seconds per training step of both models, steps alternating (the baseline's
+    first), and the median of the per-repeat ratios ``ours_s / baseline_s``.
+
+    ``baseline_x`` and ``baseline_target`` (default ``x`` and ``target``) are the baseline's
+    input and target when its layout differs (the textbook FNO's is channels-last).
+    """
+    baseline_x = x if baseline_x is None else baseline_x
+    baseline_target = target if baseline_target is None else baseline_target
+    steps = {
+        "baseline_s": _training_step(baseline, baseline_x, baseline_target),
+        "ours_s": _training_step(ours, x, target),
+    }
     times: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(warmup + repeats):
         for name, step in steps.items():
@@ -105,6 +170,225 @@ def _alternating_ratio(
     result = {name: statistics.median(seconds) for name, seconds in times.items()}
     # Median of the per-repeat ratios: each pair ran back to back, so load changes cancel.
     result["ratio"] = statistics.median(
-        boon / fno for boon, fno in zip(times["boon_s"], times["fno_s"], strict=True)
+        ours / baseline for ours, baseline in zip(times["ours_s"], times["baseline_s"], strict=True)
     )
     return result
+
+
+def _check_axes(axes: str, grid: tuple[int, ...] | None = None) -> None:
+    if axes not in AXES:
+        raise ValueError(f"axes must be one of {', '.join(AXES)}, got {axes!r}")
+    if grid is not None and len(grid) != len(axes):
+        raise ValueError(f"an FNO over {axes} needs {len(axes)} grid sizes, got {grid}")
+
+
+def our_fno(axes: str, width: int, modes: int) -> nn.Module:
+    """lawful's FNO over ``axes`` (``"x"``, ``"xy"`` or ``"xyt"``), ``modes`` on every axis, four
+    layers, no padding; input ``(batch, 1, *grid)``."""
+    _check_axes(axes)
+    if axes == "x":
+        return FNO1d(1, 1, width, modes)
+    if axes == "xy":
+        return FNOxy(1, 1, width, modes, modes)
+    return FNOxyt(1, 1, width, modes, modes, modes)
+
+
+def textbook_fno(axes: str, width: int, modes: int) -> nn.Module:
+    """The textbook FNO (lawful.bench.textbook) that computes what :func:`our_fno` does; input
+    channels-last, ``(batch, *grid, 1)``."""
+    _check_axes(axes)
+    if axes == "x":
+        return TextbookFNO1d(modes, width)
+    if axes == "xy":
+        return TextbookFNO2d(modes, modes, width)
+    return TextbookFNO3d(modes, modes, modes, width)
+
+
+def neuralop_fno(axes: str, width: int, modes: int) -> nn.Module:
+    """neuraloperator 2.x's ``neuralop.models.FNO`` configured to compute what :func:`our_fno`
+    does: the grid appended, a one-layer pointwise lifting, four blocks of spectral conv plus a
+    linear skip (GELU between, none after the last; no channel MLP, no normalisation, dense
+    weights), a projection through 128 channels; input ``(batch, 1, *grid)``. Raises
+    ``ImportError`` without neuraloperator.
+
+    neuraloperator counts ``n_modes`` over positive and negative frequencies and halves the last
+    axis (``n // 2 + 1`` kept): our ``m`` frequencies ``-m..m-1`` are its ``2 m`` on every axis
+    but the last, our ``0..m-1`` on the last its ``2 m - 1``. The parameter count is ours (its
+    spectral conv's bias is our pointwise map's, its skip our pointwise weight). What differs
+    costs nothing: its grid channels run over ``[0, 1)`` (ours over ``[0, 1]``), its FFTs are
+    normalised forward (ours backward; the product is the same), its weights start otherwise.
+    """
+    _check_axes(axes)
+    from neuralop.models import FNO
+
+    projection_width = 128  # lawful's default, the textbook FNO's fc1
+    return FNO(
+        n_modes=(*(2 * modes for _ in axes[:-1]), 2 * modes - 1),
+        in_channels=1,
+        out_channels=1,
+        hidden_channels=width,
+        n_layers=4,
+        lifting_channel_ratio=0,  # one pointwise layer, like fc0
+        projection_channel_ratio=projection_width / width,
+        positional_embedding="grid",
+        use_channel_mlp=False,
+        fno_skip="linear",
+    )
+
+
+def fno_step_ratio(
+    baseline: str,
+    axes: str,
+    width: int,
+    modes: int,
+    grid: tuple[int, ...],
+    batch: int,
+    repeats: int = 7,
+    warmup: int = 1,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Median seconds per training step (forward, backward, Adam) of lawful's FNO over ``axes``
+    (:func:`our_fno`) and of the ``baseline`` (``"textbook"``: :func:`textbook_fno`;
+    ``"neuralop"``: :func:`neuralop_fno`, ``ImportError`` without neuraloperator) of the same
+    width, modes and grid, steps alternating, and the median ratio ``ours_s / baseline_s``."""
+    _check_axes(axes, grid)
+    builders = {"textbook": textbook_fno, "neuralop": neuralop_fno}
+    if baseline not in builders:
+        raise ValueError(f"baseline must be one of {', '.join(builders)}, got {baseline!r}")
+    torch.manual_seed(seed)
+    theirs = builders[baseline](axes, width, modes)
+    ours = our_fno(axes, width, modes)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 1, *grid, generator=generator)  # (batch, channels, *grid)
+    target = torch.randn(batch, 1, *grid, generator=generator)
+    if baseline == "textbook":  # channels last: (batch, *grid, channels)
+        layout = {
+            "baseline_x": x.movedim(1, -1).contiguous(),
+            "baseline_target": target.movedim(1, -1).contiguous(),
+        }
+    else:
+        layout = {}
+    return _alternating_ratio(ours, theirs, x, target, repeats, warmup, **layout)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 sent to ``os.devnull`` for the block: the profiler's native library
+    writes a line to it at every start and stop, which no Python setting turns off."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 at all: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _cpu_allocations(profile: torch.profiler.profile) -> list[tuple[int, int, int]]:
+    """``(time_ns, pointer, bytes)`` of every CPU allocation (``bytes > 0``) and free
+    (``bytes < 0``) the profile recorded, in time order."""
+    events = []
+    stack = list(profile.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        fields = node.extra_fields
+        allocation = isinstance(fields, torch._C._profiler._ExtraFields_Allocation)
+        if allocation and fields.device.type == "cpu":
+            events.append((node.start_time_ns, fields.ptr, fields.alloc_size))
+    events.sort(key=lambda event: event[0])
+    return events
+
+
+def peak_allocated_bytes(work: Callable[[], object]) -> int:
+    """The peak, while ``work()`` runs, of the bytes it has allocated through PyTorch's CPU
+    allocator and not yet freed: what it needs beyond what was live before it.
+
+    Measured with ``torch.profiler.profile(profile_memory=True)``: PyTorch's CPU allocator then
+    reports every allocation and free, with its address and size (the events that
+    ``torch.profiler``'s own memory timeline is built from). Walking them in time order, the
+    bytes allocated in ``work`` and not yet freed are summed at every event; the peak is the
+    largest sum. A free is counted only if its block was allocated in ``work``, so freeing what
+    was live before (a gradient of the previous step, say) does not lower the total.
+
+    Caveats: only tensor memory is counted, the blocks of PyTorch's CPU allocator; memory that
+    libraries take with their own ``malloc`` (MKL's FFT plans and workspaces, oneDNN's scratch
+    space, Python objects) is not; nor are allocations on threads the profiler does not follow
+    (CPU autograd runs the backward on the calling thread, so a training step is followed). The
+    block sizes are those asked for (no allocator rounding or fragmentation). The result is the
+    same on every run for the same shapes: it counts bytes, not time.
+    """
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with (
+        _native_stderr_silenced(),
+        torch.profiler.profile(activities=activities, profile_memory=True) as profile,
+    ):
+        work()
+    blocks: dict[int, int] = {}  # address -> bytes, of the blocks work() has allocated
+    live = peak = 0
+    for _, pointer, size in _cpu_allocations(profile):
+        if size > 0:
+            blocks[pointer] = size
+            live += size
+            peak = max(peak, live)
+        elif pointer in blocks:
+            live -= blocks.pop(pointer)
+    return peak
+
+
+def peak_training_step_bytes(model: nn.Module, x: Tensor, target: Tensor) -> int:
+    """:func:`peak_allocated_bytes` of one training step of ``model`` on ``x``, ``target``:
+    forward, mean squared error, backward, Adam step.
+
+    One step runs first and is not measured (Adam's state, which lives across steps, is made
+    there), then the gradients are dropped (``zero_grad``, to ``None``), so the step measured
+    allocates its activations, its gradients and its temporaries, as every step of a training
+    run after the first does.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss = (model(x) - target).square().mean()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    optimizer.zero_grad(set_to_none=True)
+    return peak_allocated_bytes(step)
+
+
+def boon_peak_memory(
+    width: int = 64, modes: int = 16, n: int = 500, batch: int = 20, seed: int = 0
+) -> dict[str, int]:
+    """Peak bytes of a training step (:func:`peak_training_step_bytes`) of the FNO1d of
+    :func:`boon_step_ratio` and of the same FNO with BOON at both ends."""
+    fno, boon, x, target = _boon_1d_models(width, modes, n, batch, seed)
+    return {
+        "fno_bytes": peak_training_step_bytes(fno, x, target),
+        "boon_bytes": peak_training_step_bytes(boon, x, target),
+    }
+
+
+def boon_peak_memory_2d(
+    width: int = 20,
+    modes: int = 8,
+    grid: tuple[int, int] = (50, 50),
+    frames: int | None = 25,
+    padding: int = 0,
+    batch: int = 10,
+    seed: int = 0,
+) -> dict[str, int]:
+    """:func:`boon_peak_memory` for the models of :func:`boon_step_ratio_2d` (BOON on four
+    walls)."""
+    fno, boon, x, target = _boon_walls_models(width, modes, grid, frames, padding, batch, seed)
+    return {
+        "fno_bytes": peak_training_step_bytes(fno, x, target),
+        "boon_bytes": peak_training_step_bytes(boon, x, target),
+    }
