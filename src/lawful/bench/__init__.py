@@ -41,6 +41,11 @@ MEDIAN_RATIO = "median over repeats of ours / baseline, steps alternating"
 #: about every other run; 5 % allows for that spread, not for a slower implementation.
 NO_SLOWER = 1.05
 
+#: BOON's training step may take at most this many times the FNO's: in 1-D, and on the four
+#: walls of an (x, y, t) operator (the speed issue's targets).
+BOON_STEP_1D = 1.1
+BOON_STEP_WALLS = 1.3
+
 #: BOON's training step may hold at most this many times the FNO's peak memory (the issue's).
 PEAK_MEMORY = 1.1
 
@@ -148,8 +153,8 @@ def bench_boon_training_step(
         "baseline_s": timing["fno_s"],
         "ratio": timing["ratio"],
         "ratio_is": MEDIAN_RATIO,
-        "target": "<= 1.3x the FNO",
-        "met": timing["ratio"] <= 1.3,
+        "target": f"<= {BOON_STEP_1D}x the FNO",
+        "met": timing["ratio"] <= BOON_STEP_1D,
     }
 
 
@@ -171,8 +176,8 @@ def bench_boon_walls_training_step(
         "baseline_s": timing["fno_s"],
         "ratio": timing["ratio"],
         "ratio_is": MEDIAN_RATIO,
-        "target": "<= 1.5x the FNO",
-        "met": timing["ratio"] <= 1.5,
+        "target": f"<= {BOON_STEP_WALLS}x the FNO",
+        "met": timing["ratio"] <= BOON_STEP_WALLS,
     }
 
 
