@@ -9,13 +9,10 @@ Every row is a dict: ``name``, ``ours_s`` and ``baseline_s`` (or ``ours_bytes`` 
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import torch
 
 from lawful.beliefs import GaussianBelief
+from lawful.bench._timing import median_seconds
 from lawful.bench.operators import (
     AXES,
     boon_peak_memory,
@@ -50,16 +47,6 @@ BOON_STEP_WALLS = 1.3
 PEAK_MEMORY = 1.1
 
 
-def _median_seconds(work: Callable[[], object], repeats: int) -> float:
-    work()  # warm-up: allocations, kernels, caches
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
 def _textbook_update(mean, covariance, weights, values):
     """The dense formula as printed: n x n covariances, an explicit inverse, batched over slices.
 
@@ -92,8 +79,8 @@ def bench_update_vs_dense(num_times: int = 201, num_points: int = 201, repeats: 
         posterior = condition(belief, constraint)
         return posterior.mean, posterior.variance()
 
-    fast = _median_seconds(structured, repeats)
-    slow = _median_seconds(
+    fast = median_seconds(structured, repeats)
+    slow = median_seconds(
         lambda: _textbook_update(mean, dense_covariance, constraint.weights, constraint.values),
         repeats,
     )
@@ -129,8 +116,8 @@ def bench_update_vs_bandwidth(num_points: int = 10_000_000, repeats: int = 7) ->
         posterior = condition(belief, constraint)
         return posterior.mean, posterior.variance()
 
-    ours = _median_seconds(update, repeats)
-    floor = _median_seconds(lambda: torch.addcmul(mean, variance, weights), repeats)
+    ours = median_seconds(update, repeats)
+    floor = median_seconds(lambda: torch.addcmul(mean, variance, weights), repeats)
     return {
         "name": f"update vs elementwise pass ({num_points:,} float32 points)",
         "ours_s": ours,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from lawful.beliefs import GaussianBelief
+from lawful.bench._timing import median_seconds
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet
 from lawful.constraints.conservation import LinearConstraint, mass_constraint
 from lawful.constraints.update import condition
@@ -90,16 +90,6 @@ def expected_slope(complexity: Complexity, sizes: Sequence[float]) -> float:
     return fitted_slope(sizes, [cost(size) for size in sizes])
 
 
-def _median_seconds(work: Callable[[], object], repeats: int) -> float:
-    work()  # warm-up: allocations, kernels, caches
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
 def _series(
     name: str,
     size_label: str,
@@ -108,7 +98,7 @@ def _series(
     make_work: Callable[[int], Callable[[], object]],
     repeats: int,
 ) -> ScalingSeries:
-    seconds = [_median_seconds(make_work(size), repeats) for size in sizes]
+    seconds = [median_seconds(make_work(size), repeats) for size in sizes]
     return ScalingSeries(
         name,
         size_label,
