@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lawful.data.store import write_text_atomically
-from lawful.experiments.report import format_value
+from lawful.experiments.report import MetricRow, markdown_table
 
 __all__ = ["aggregate_seeds", "parse_seeds", "run_seeds", "seed_folder"]
 
@@ -88,17 +88,16 @@ def _report(aggregated: dict) -> str:
     # no CRPS; an ensemble has).
     names = dict.fromkeys(name for row in aggregated["rows"] for name in _metric_names(row))
     metrics = [name for name in names if not name.endswith("_sd")]
-    with_task = any(row.get("task") is not None for row in aggregated["rows"])
-    header = [*(["task"] if with_task else []), "method", "param", *metrics]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in aggregated["rows"]:
-        param = "" if row.get("param") is None else f"{row['param']:g}"
-        cells = [
-            "–" if row.get(name) is None else _mean_and_spread(row[name], row[f"{name}_sd"])
-            for name in metrics
-        ]
-        task = [row.get("task") or ""] if with_task else []
-        lines.append("| " + " | ".join([*task, row["method"], param, *cells]) + " |")
+    rows = [
+        MetricRow(
+            row["method"],
+            row.get("param"),
+            {name: row[name] for name in metrics if row.get(name) is not None},
+            {name: row[f"{name}_sd"] for name in metrics if row.get(f"{name}_sd") is not None},
+            row.get("task"),
+        )
+        for row in aggregated["rows"]
+    ]
     seeds = ", ".join(str(seed) for seed in aggregated["seeds"])
     reports = ", ".join(
         f"[seed {seed}]({seed_folder(Path('.'), seed) / 'report.md'})"
@@ -108,19 +107,13 @@ def _report(aggregated: dict) -> str:
         [
             f"# lawful: {aggregated['experiment']} ({aggregated['preset']}), seeds {seeds}",
             "",
-            *lines,
+            markdown_table(rows, metrics, "param"),  # the spread where a run has its error
             "",
             f"Means over the seeds ± their standard deviation (n - 1). Each seed's run, with its "
             f"figures and the metrics' meaning: {reports}.",
             "",
         ]
     )
-
-
-def _mean_and_spread(mean: float, spread: float | None) -> str:
-    if spread is None:
-        return format_value(mean)
-    return f"{format_value(mean)} ± {spread:.1e}"
 
 
 def run_seeds(
