@@ -46,10 +46,10 @@ def _copy_weights(ours, textbook):
                 weight[:, :, m[0] :, m[1] :],
             ]
         for corner, tensor in enumerate(corners, start=1):
-            state[f"conv{index}.weights{corner}"] = tensor
+            state[f"convs.{index}.weights{corner}"] = tensor
         pointwise = layer.pointwise.weight  # (out, in) -> (out, in, 1, ...)
-        state[f"w{index}.weight"] = pointwise.reshape(*pointwise.shape, *(1,) * dims)
-        state[f"w{index}.bias"] = layer.pointwise.bias
+        state[f"ws.{index}.weight"] = pointwise.reshape(*pointwise.shape, *(1,) * dims)
+        state[f"ws.{index}.bias"] = layer.pointwise.bias
     textbook.load_state_dict({key: value.detach().clone() for key, value in state.items()})
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from lawful.beliefs import GaussianBelief
-from lawful.bench._timing import median_seconds
+from lawful.bench._timing import float32_mass_problem, median_seconds
 from lawful.bench.operators import (
     AXES,
     boon_peak_memory,
@@ -21,7 +21,7 @@ from lawful.bench.operators import (
     boon_step_ratio_2d,
     fno_step_ratio,
 )
-from lawful.constraints.conservation import LinearConstraint, mass_constraint
+from lawful.constraints.conservation import mass_constraint
 from lawful.constraints.update import condition
 
 __all__ = ["format_table", "run_benchmarks"]
@@ -101,16 +101,8 @@ def bench_update_vs_bandwidth(num_points: int = 10_000_000, repeats: int = 7) ->
     The floor: ``mean + variance * weights`` reads the three arrays the update must read and
     writes one. The update reads them again for its two reductions and writes mean and variance.
     """
-    generator = torch.Generator().manual_seed(0)
-    mean = torch.randn(num_points, generator=generator)
-    variance = torch.rand(num_points, generator=generator) + 0.1
-    grid = torch.linspace(0, 1, num_points, dtype=torch.float64)
-    constraint = mass_constraint(grid, torch.tensor(0.5, dtype=torch.float64))
-    # Weights built on the float64 grid (10 million float32 points would not stay increasing),
-    # then stored in float32 once, so the timed update does not convert them on every call.
-    constraint = LinearConstraint(constraint.weights.float(), constraint.values.float())
-    weights = constraint.weights[0]
-    belief = GaussianBelief.diagonal(mean, variance)
+    belief, constraint = float32_mass_problem(num_points)
+    mean, variance, weights = belief.mean, belief.variance(), constraint.weights[0]
 
     def update():
         posterior = condition(belief, constraint)

@@ -1,4 +1,4 @@
-"""The one way the benchmarks time a piece of work."""
+"""What the benchmarks share: the one way they time a piece of work, and the update's problem."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import statistics
 import time
 from collections.abc import Callable
 
-__all__ = ["median_seconds"]
+import torch
+
+from lawful.beliefs import GaussianBelief
+from lawful.constraints.conservation import LinearConstraint, mass_constraint
+
+__all__ = ["float32_mass_problem", "median_seconds"]
 
 
 def median_seconds(work: Callable[[], object], repeats: int) -> float:
@@ -19,3 +24,16 @@ def median_seconds(work: Callable[[], object], repeats: int) -> float:
         work()
         timings.append(time.perf_counter() - start)
     return statistics.median(timings)
+
+
+def float32_mass_problem(num_points: int) -> tuple[GaussianBelief, LinearConstraint]:
+    """A diagonal float32 belief over ``num_points`` values and its mass row (seed 0)."""
+    generator = torch.Generator().manual_seed(0)
+    mean = torch.randn(num_points, generator=generator)
+    variance = torch.rand(num_points, generator=generator) + 0.1
+    grid = torch.linspace(0, 1, num_points, dtype=torch.float64)
+    mass = mass_constraint(grid, torch.tensor(0.5, dtype=torch.float64))
+    # Weights built on the float64 grid (10 million float32 points would not stay increasing),
+    # then stored in float32 once, so the timed update does not convert them on every call.
+    constraint = LinearConstraint(mass.weights.float(), mass.values.float())
+    return GaussianBelief.diagonal(mean, variance), constraint

@@ -33,13 +33,16 @@ __all__ = [
     "peak_allocated_bytes",
     "peak_training_step_bytes",
     "textbook_fno",
+    "training_step",
 ]
 
 #: The FNOs the speed rows compare, by the axes they span: in words, for the rows' names.
 AXES = {"x": "1-D", "xy": "2-D", "xyt": "2-D + time"}
 
 
-def _training_step(model: nn.Module, x: Tensor, target: Tensor) -> Callable[[], None]:
+def training_step(model: nn.Module, x: Tensor, target: Tensor) -> Callable[[], None]:
+    """One training step of ``model`` on ``x``, ``target`` per call: gradients dropped, forward,
+    mean squared error, backward, Adam step."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step() -> None:
@@ -157,8 +160,8 @@ def _alternating_ratio(
     baseline_x = x if baseline_x is None else baseline_x
     baseline_target = target if baseline_target is None else baseline_target
     steps = {
-        "baseline_s": _training_step(baseline, baseline_x, baseline_target),
-        "ours_s": _training_step(ours, x, target),
+        "baseline_s": training_step(baseline, baseline_x, baseline_target),
+        "ours_s": training_step(ours, x, target),
     }
     times: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(warmup + repeats):
@@ -348,20 +351,13 @@ def peak_training_step_bytes(model: nn.Module, x: Tensor, target: Tensor) -> int
     forward, mean squared error, backward, Adam step.
 
     One step runs first and is not measured (Adam's state, which lives across steps, is made
-    there), then the gradients are dropped (``zero_grad``, to ``None``), so the step measured
+    there); the step measured drops that step's gradients (``zero_grad``, to ``None``) and
     allocates its activations, its gradients and its temporaries, as every step of a training
     run after the first does.
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        loss = (model(x) - target).square().mean()
-        loss.backward()
-        optimizer.step()
-
+    step = training_step(model, x, target)
     step()
-    optimizer.zero_grad(set_to_none=True)
-    return peak_allocated_bytes(step)
+    return peak_allocated_bytes(step)  # its zero_grad frees blocks from before: not counted
 
 
 def boon_peak_memory(
@@ -369,11 +365,7 @@ def boon_peak_memory(
 ) -> dict[str, int]:
     """Peak bytes of a training step (:func:`peak_training_step_bytes`) of the FNO1d of
     :func:`boon_step_ratio` and of the same FNO with BOON at both ends."""
-    fno, boon, x, target = _boon_1d_models(width, modes, n, batch, seed)
-    return {
-        "fno_bytes": peak_training_step_bytes(fno, x, target),
-        "boon_bytes": peak_training_step_bytes(boon, x, target),
-    }
+    return _peaks(*_boon_1d_models(width, modes, n, batch, seed))
 
 
 def boon_peak_memory_2d(
@@ -387,7 +379,10 @@ def boon_peak_memory_2d(
 ) -> dict[str, int]:
     """:func:`boon_peak_memory` for the models of :func:`boon_step_ratio_2d` (BOON on four
     walls)."""
-    fno, boon, x, target = _boon_walls_models(width, modes, grid, frames, padding, batch, seed)
+    return _peaks(*_boon_walls_models(width, modes, grid, frames, padding, batch, seed))
+
+
+def _peaks(fno: nn.Module, boon: nn.Module, x: Tensor, target: Tensor) -> dict[str, int]:
     return {
         "fno_bytes": peak_training_step_bytes(fno, x, target),
         "boon_bytes": peak_training_step_bytes(boon, x, target),

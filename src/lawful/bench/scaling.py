@@ -27,10 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lawful.beliefs import GaussianBelief
-from lawful.bench._timing import median_seconds
+from lawful.bench._timing import float32_mass_problem, median_seconds
+from lawful.bench.operators import training_step
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet
-from lawful.constraints.conservation import LinearConstraint, mass_constraint
 from lawful.constraints.update import condition
 from lawful.constraints.walls import Walls
 from lawful.data.store import write_text_atomically
@@ -111,34 +110,13 @@ def _series(
 
 
 def _update_work(num_points: int) -> Callable[[], object]:
-    generator = torch.Generator().manual_seed(0)
-    mean = torch.randn(num_points, generator=generator)
-    variance = torch.rand(num_points, generator=generator) + 0.1
-    grid = torch.linspace(0, 1, num_points, dtype=torch.float64)
-    mass = mass_constraint(grid, torch.tensor(0.5, dtype=torch.float64))
-    constraint = LinearConstraint(mass.weights.float(), mass.values.float())
-    belief = GaussianBelief.diagonal(mean, variance)
+    belief, constraint = float32_mass_problem(num_points)
 
     def update() -> object:
         posterior = condition(belief, constraint)
         return posterior.mean, posterior.variance()
 
     return update
-
-
-def _step_work(model: nn.Module, shape: tuple[int, ...]) -> Callable[[], object]:
-    """One training step (forward, backward, Adam) of ``model`` on random input of ``shape``."""
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(shape, generator=generator)
-    target = torch.randn(shape, generator=generator)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        optimizer.zero_grad()
-        (model(x) - target).square().mean().backward()
-        optimizer.step()
-
-    return step
 
 
 _ENDS = BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0))
@@ -159,7 +137,9 @@ def _operator_work(
             shape = (batch, 1, num_points)
             conditions = _ENDS
         model = BoundaryCorrectedFNO(fno, conditions) if corrected else fno
-        return _step_work(model, shape)
+        generator = torch.Generator().manual_seed(0)
+        x, target = (torch.randn(shape, generator=generator) for _ in range(2))
+        return training_step(model, x, target)
 
     return make
 

@@ -151,7 +151,55 @@ class TextbookSpectralConv3d(nn.Module):
         return torch.fft.irfftn(out_ft, s=(x.size(-3), x.size(-2), x.size(-1)))
 
 
-class TextbookFNO1d(nn.Module):
+class _TextbookFNO(nn.Module):
+    """What the three textbook FNOs share: ``fc0`` on the input with the grid appended, four
+    layers ``conv_i(v) + w_i(v)`` (GELU after all but the last) on channels-first ``v`` padded
+    on ``padded_axes``, then ``fc1 -> gelu -> fc2``, channels last again."""
+
+    def __init__(
+        self,
+        spectral: list[nn.Module],
+        pointwise: type[nn.Module],
+        num_axes: int,
+        width: int,
+        in_channels: int,
+        out_channels: int,
+        projection_width: int,
+        padding: int,
+        padded_axes: int,
+    ) -> None:
+        super().__init__()
+        self.width, self.padding, self.padded_axes = width, padding, padded_axes
+        self.fc0 = nn.Linear(in_channels + num_axes, width)  # input channels and the grid
+        self.convs = nn.ModuleList(spectral)
+        self.ws = nn.ModuleList(pointwise(width, width, 1) for _ in spectral)
+        self.fc1 = nn.Linear(width, projection_width)
+        self.fc2 = nn.Linear(projection_width, out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.fc0(torch.cat((x, self.get_grid(x.shape, x.device, x.dtype)), dim=-1))
+        x = x.movedim(-1, 1)  # (batch, width, *axes)
+        if self.padding:
+            x = F.pad(x, [0, self.padding] * self.padded_axes)  # the non-periodic axes
+        for index, (conv, w) in enumerate(zip(self.convs, self.ws, strict=True)):
+            x = conv(x) + w(x)
+            if index < len(self.convs) - 1:
+                x = F.gelu(x)
+        if self.padding:
+            for axis in range(x.ndim - self.padded_axes, x.ndim):
+                x = x.narrow(axis, 0, x.shape[axis] - self.padding)
+        x = x.movedim(1, -1)  # (batch, *axes, width)
+        return self.fc2(F.gelu(self.fc1(x)))
+
+    def get_grid(self, shape: torch.Size, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The coordinates of every point, each axis on ``[0, 1]``: ``(batch, *axes, axes)``."""
+        batch, *sizes, _ = shape
+        axes = [torch.linspace(0, 1, size, dtype=dtype) for size in sizes]
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (*axes, axes)
+        return grid.expand(batch, *grid.shape).to(device)
+
+
+class TextbookFNO1d(_TextbookFNO):
     """The textbook 1-D FNO (BASELINE): ``(batch, x, in_channels) -> (batch, x, out_channels)``,
     channels last; ``x`` spans ``[0, 1]``, endpoints included (the appended grid channel)."""
 
@@ -163,59 +211,14 @@ class TextbookFNO1d(nn.Module):
         out_channels: int = 1,
         projection_width: int = 128,
     ) -> None:
-        super().__init__()
-        self.modes1, self.width = modes, width
-        self.fc0 = nn.Linear(in_channels + 1, width)  # input channels and x
-        self.conv0 = TextbookSpectralConv1d(width, width, modes)
-        self.conv1 = TextbookSpectralConv1d(width, width, modes)
-        self.conv2 = TextbookSpectralConv1d(width, width, modes)
-        self.conv3 = TextbookSpectralConv1d(width, width, modes)
-        self.w0 = nn.Conv1d(width, width, 1)
-        self.w1 = nn.Conv1d(width, width, 1)
-        self.w2 = nn.Conv1d(width, width, 1)
-        self.w3 = nn.Conv1d(width, width, 1)
-        self.fc1 = nn.Linear(width, projection_width)
-        self.fc2 = nn.Linear(projection_width, out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        grid = self.get_grid(x.shape, x.device, x.dtype)
-        x = torch.cat((x, grid), dim=-1)
-        x = self.fc0(x)
-        x = x.permute(0, 2, 1)
-
-        x1 = self.conv0(x)
-        x2 = self.w0(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv1(x)
-        x2 = self.w1(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv2(x)
-        x2 = self.w2(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv3(x)
-        x2 = self.w3(x)
-        x = x1 + x2
-
-        x = x.permute(0, 2, 1)
-        x = self.fc1(x)
-        x = F.gelu(x)
-        x = self.fc2(x)
-        return x
-
-    def get_grid(self, shape: torch.Size, device: torch.device, dtype: torch.dtype) -> Tensor:
-        batchsize, size_x = shape[0], shape[1]
-        gridx = torch.linspace(0, 1, size_x, dtype=dtype)
-        gridx = gridx.reshape(1, size_x, 1).repeat([batchsize, 1, 1])
-        return gridx.to(device)
+        spectral = [TextbookSpectralConv1d(width, width, modes) for _ in range(4)]
+        super().__init__(
+            spectral, nn.Conv1d, 1, width, in_channels, out_channels, projection_width, 0, 0
+        )
+        self.modes1 = modes
 
 
-class TextbookFNO2d(nn.Module):
+class TextbookFNO2d(_TextbookFNO):
     """The textbook 2-D FNO (BASELINE): ``(batch, x, y, in_channels) -> (batch, x, y,
     out_channels)``, channels last; x and y span ``[0, 1]``. ``padding`` zero-pads both axes."""
 
@@ -229,65 +232,14 @@ class TextbookFNO2d(nn.Module):
         projection_width: int = 128,
         padding: int = 0,
     ) -> None:
-        super().__init__()
-        self.modes1, self.modes2, self.width, self.padding = modes1, modes2, width, padding
-        self.fc0 = nn.Linear(in_channels + 2, width)  # input channels, x and y
-        self.conv0 = TextbookSpectralConv2d(width, width, modes1, modes2)
-        self.conv1 = TextbookSpectralConv2d(width, width, modes1, modes2)
-        self.conv2 = TextbookSpectralConv2d(width, width, modes1, modes2)
-        self.conv3 = TextbookSpectralConv2d(width, width, modes1, modes2)
-        self.w0 = nn.Conv2d(width, width, 1)
-        self.w1 = nn.Conv2d(width, width, 1)
-        self.w2 = nn.Conv2d(width, width, 1)
-        self.w3 = nn.Conv2d(width, width, 1)
-        self.fc1 = nn.Linear(width, projection_width)
-        self.fc2 = nn.Linear(projection_width, out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        grid = self.get_grid(x.shape, x.device, x.dtype)
-        x = torch.cat((x, grid), dim=-1)
-        x = self.fc0(x)
-        x = x.permute(0, 3, 1, 2)
-        if self.padding:
-            x = F.pad(x, [0, self.padding, 0, self.padding])
-
-        x1 = self.conv0(x)
-        x2 = self.w0(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv1(x)
-        x2 = self.w1(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv2(x)
-        x2 = self.w2(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv3(x)
-        x2 = self.w3(x)
-        x = x1 + x2
-
-        if self.padding:
-            x = x[..., : -self.padding, : -self.padding]
-        x = x.permute(0, 2, 3, 1)
-        x = self.fc1(x)
-        x = F.gelu(x)
-        x = self.fc2(x)
-        return x
-
-    def get_grid(self, shape: torch.Size, device: torch.device, dtype: torch.dtype) -> Tensor:
-        batchsize, size_x, size_y = shape[0], shape[1], shape[2]
-        gridx = torch.linspace(0, 1, size_x, dtype=dtype)
-        gridx = gridx.reshape(1, size_x, 1, 1).repeat([batchsize, 1, size_y, 1])
-        gridy = torch.linspace(0, 1, size_y, dtype=dtype)
-        gridy = gridy.reshape(1, 1, size_y, 1).repeat([batchsize, size_x, 1, 1])
-        return torch.cat((gridx, gridy), dim=-1).to(device)
+        spectral = [TextbookSpectralConv2d(width, width, modes1, modes2) for _ in range(4)]
+        super().__init__(
+            spectral, nn.Conv2d, 2, width, in_channels, out_channels, projection_width, padding, 2
+        )
+        self.modes1, self.modes2 = modes1, modes2
 
 
-class TextbookFNO3d(nn.Module):
+class TextbookFNO3d(_TextbookFNO):
     """The textbook 3-D FNO (BASELINE) over (x, y, t): ``(batch, x, y, t, in_channels) ->
     (batch, x, y, t, out_channels)``, channels last; every axis spans ``[0, 1]``. ``padding``
     zero-pads the last axis (time) only."""
@@ -303,62 +255,8 @@ class TextbookFNO3d(nn.Module):
         projection_width: int = 128,
         padding: int = 0,
     ) -> None:
-        super().__init__()
+        spectral = [TextbookSpectralConv3d(width, width, modes1, modes2, modes3) for _ in range(4)]
+        super().__init__(
+            spectral, nn.Conv3d, 3, width, in_channels, out_channels, projection_width, padding, 1
+        )
         self.modes1, self.modes2, self.modes3 = modes1, modes2, modes3
-        self.width, self.padding = width, padding
-        self.fc0 = nn.Linear(in_channels + 3, width)  # input channels, x, y and t
-        self.conv0 = TextbookSpectralConv3d(width, width, modes1, modes2, modes3)
-        self.conv1 = TextbookSpectralConv3d(width, width, modes1, modes2, modes3)
-        self.conv2 = TextbookSpectralConv3d(width, width, modes1, modes2, modes3)
-        self.conv3 = TextbookSpectralConv3d(width, width, modes1, modes2, modes3)
-        self.w0 = nn.Conv3d(width, width, 1)
-        self.w1 = nn.Conv3d(width, width, 1)
-        self.w2 = nn.Conv3d(width, width, 1)
-        self.w3 = nn.Conv3d(width, width, 1)
-        self.fc1 = nn.Linear(width, projection_width)
-        self.fc2 = nn.Linear(projection_width, out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        grid = self.get_grid(x.shape, x.device, x.dtype)
-        x = torch.cat((x, grid), dim=-1)
-        x = self.fc0(x)
-        x = x.permute(0, 4, 1, 2, 3)
-        if self.padding:
-            x = F.pad(x, [0, self.padding])  # pad the domain: time is not periodic
-
-        x1 = self.conv0(x)
-        x2 = self.w0(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv1(x)
-        x2 = self.w1(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv2(x)
-        x2 = self.w2(x)
-        x = x1 + x2
-        x = F.gelu(x)
-
-        x1 = self.conv3(x)
-        x2 = self.w3(x)
-        x = x1 + x2
-
-        if self.padding:
-            x = x[..., : -self.padding]
-        x = x.permute(0, 2, 3, 4, 1)
-        x = self.fc1(x)
-        x = F.gelu(x)
-        x = self.fc2(x)
-        return x
-
-    def get_grid(self, shape: torch.Size, device: torch.device, dtype: torch.dtype) -> Tensor:
-        batchsize, size_x, size_y, size_z = shape[0], shape[1], shape[2], shape[3]
-        gridx = torch.linspace(0, 1, size_x, dtype=dtype)
-        gridx = gridx.reshape(1, size_x, 1, 1, 1).repeat([batchsize, 1, size_y, size_z, 1])
-        gridy = torch.linspace(0, 1, size_y, dtype=dtype)
-        gridy = gridy.reshape(1, 1, size_y, 1, 1).repeat([batchsize, size_x, 1, size_z, 1])
-        gridz = torch.linspace(0, 1, size_z, dtype=dtype)
-        gridz = gridz.reshape(1, 1, 1, size_z, 1).repeat([batchsize, size_x, size_y, 1, 1])
-        return torch.cat((gridx, gridy, gridz), dim=-1).to(device)
