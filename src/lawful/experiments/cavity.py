@@ -329,7 +329,9 @@ class CavityExperiment(BoundaryExperiment):
             error_over_time["velocity"][method] = _velocity_error_over_time(prediction, truth)
             error_over_time["vorticity"][method] = _vorticity_error_over_time(prediction, truth)
         state_truth = _state(truth)  # (N, T, 2 n^2)
-        beliefs = self._beliefs(preset, data_folder, model_folder, exact)
+        beliefs = self._beliefs(
+            preset, data_folder, model_folder, model_tensors, lid_speed, predictions
+        )
         for method, (mean, variance) in beliefs.items():
             scores = _scores(_from_state(mean, truth.shape[2]), truth, lid_speed)
             scores["crps"] = crps_gaussian(mean, variance, state_truth).mean(-1)
@@ -349,7 +351,13 @@ class CavityExperiment(BoundaryExperiment):
         return rows, evaluation
 
     def _beliefs(
-        self, preset: CavityPreset, data_folder: Path, model_folder: Path, test: list[Tensor]
+        self,
+        preset: CavityPreset,
+        data_folder: Path,
+        model_folder: Path,
+        test: list[Tensor],
+        lid_speed: Tensor,
+        predictions: dict[str, Tensor],
     ) -> dict[str, tuple[Tensor, Tensor]]:
         """The FNO and BOON ensembles over each test frame's velocity, before and after the
         update on :func:`~lawful.pdes.cavity.cavity_constraint`: method -> (mean, variance),
@@ -357,29 +365,31 @@ class CavityExperiment(BoundaryExperiment):
 
         A posterior's covariance holds one factor column per constraint row, ``(T, 2 n^2, k)``
         per flow (0.14 GB for one quick flow), so flows are conditioned one at a time and only
-        their means and variances kept.
+        their means and variances kept. ``test`` is the models' float32 input, ``lid_speed`` the
+        float64 wall data ``(N, T)``; member 0 of each ensemble is the method's own model, whose
+        test ``predictions`` are at hand.
         """
         num_train = preset.operator(TASK).num_train
         train = self.tensors(self.load_split(data_folder, "train", TASK), TASK, num_train)
         train_truth = _state(train[1].double())  # (N_train, T, 2 n^2)
         n = test[1].shape[2]
-        test_inputs = [tensor.float() for tensor in test]
         batch_size = preset.operator(TASK).batch_size
         beliefs = {}
         for method in MEMBER_METHODS:
-            on_train, on_test = [], []
+            on_train, on_test = [], [_state(predictions[method])]
             for member in range(preset.num_members):
                 path = self._member_path(model_folder, method, member)
                 model = self.load_model(method, TASK, preset, path)
                 on_train.append(_state(predict_operator(model, train, batch_size)))
-                on_test.append(_state(predict_operator(model, test_inputs, batch_size)))
+                if member > 0:
+                    on_test.append(_state(predict_operator(model, test, batch_size)))
             noise_variance = (torch.stack(on_train).mean(0) - train_truth).square().mean()
             members = torch.stack(on_test)  # (K, N, T, 2 n^2)
             priors, posteriors = [], []
             for flow in range(members.shape[1]):
                 one = slice(flow, flow + 1)
                 prior = ensemble_belief(members[:, one], noise_variance)  # over (1, T, 2 n^2)
-                posterior = condition(prior, cavity_constraint(test[2][one], n))
+                posterior = condition(prior, cavity_constraint(lid_speed[one], n))
                 priors.append((prior.mean, prior.variance()))
                 posteriors.append((posterior.mean, posterior.variance()))
             for name, moments in (
