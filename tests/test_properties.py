@@ -277,5 +277,6 @@ def test_a_constraint_for_another_grid_is_a_named_error(n, k, seed):
         torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
     )
     weights = torch.rand(k, n + 1, generator=generator, dtype=torch.float64)
-    with pytest.raises(ValueError, match=str(n)):
+    message = rf"constraint weights cover {n + 1} grid points but the belief has {n}$"
+    with pytest.raises(ValueError, match=message):
         condition(belief, LinearConstraint(weights, torch.zeros(k, dtype=torch.float64)))
