@@ -300,6 +300,34 @@ def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.complex64)
 
 
+class _IndexAdd(torch.autograd.Function):
+    """``base.index_add(dim, index, source)`` whose backward keeps the index alone.
+
+    PyTorch's own index_add saves ``source`` for its backward (to expand the gradient to its
+    shape); here that is a spectrum or strip as large as a field per layer, held until the
+    backward for nothing. Same forward, same gradients (``grad`` for ``base``, ``grad``
+    gathered at ``index`` for ``source``), so the results are bit-identical.
+    """
+
+    @staticmethod
+    def forward(ctx, base: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
+        ctx.dim = dim
+        ctx.save_for_backward(index)
+        return base.index_add(dim, index, source)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, Tensor | None]:
+        (index,) = ctx.saved_tensors
+        base_grad = grad if ctx.needs_input_grad[0] else None
+        source_grad = grad.index_select(ctx.dim, index) if ctx.needs_input_grad[3] else None
+        return base_grad, None, None, source_grad
+
+
+def _index_add(base: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
+    """``base.index_add(dim, index, source)``, saving only ``index`` for the backward."""
+    return _IndexAdd.apply(base, dim, index, source)
+
+
 @dataclass(frozen=True)
 class _FrequencyAxis:
     """One transformed axis of a spectrum: ``n`` grid points, the ``frequencies`` the spectrum
@@ -316,7 +344,7 @@ class _FrequencyAxis:
         shape = list(spectrum.shape)
         shape[dim] = self.n
         index = (self.frequencies % self.n).to(spectrum.device)
-        return spectrum.new_zeros(shape).index_add(dim, index, spectrum)
+        return _index_add(spectrum.new_zeros(shape), dim, index, spectrum)
 
     def synthesis(self, points: Tensor, like: Tensor) -> Tensor:
         """``(F, P)`` complex weights of the inverse transform at ``points``: on a full axis the
@@ -484,7 +512,8 @@ class _WallSystem:
         entries that lie in it."""
         entries, positions = self.strip_entries[dim]
         flat = strip.flatten(X_DIM, Y_DIM)  # (batch, channels, strip points, *other)
-        return flat.index_add(2, positions, values.index_select(2, entries)).view(strip.shape)
+        added = _index_add(flat, 2, positions, values.index_select(2, entries))
+        return added.view(strip.shape)
 
 
 def _lu_factor(matrix: Tensor) -> tuple[Tensor, Tensor]:
