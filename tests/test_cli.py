@@ -83,7 +83,7 @@ def test_bench_quick_prints_json(capsys):
     assert main(["bench", "--quick", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     names = [result["name"] for result in results]
-    assert len(results) == 12 and len(set(names)) == 12
+    assert len(results) == 13 and len(set(names)) == 13
     for kind in ("textbook FNO", "neuraloperator FNO"):
         assert sum(f"FNO vs {kind} training step" in name for name in names) == 3
     assert sum("peak memory" in name for name in names) == 2

@@ -4,6 +4,7 @@ import json
 
 import torch
 
+from lawful.allocator import allocator_state
 from lawful.experiments._runs import record_settings, run_environment
 from lawful.experiments.cavity import PRESETS
 
@@ -20,6 +21,7 @@ def test_settings_record_the_preset_seed_and_environment(tmp_path, monkeypatch):
     assert environment["thread_variables"]["OMP_NUM_THREADS"] == "1"
     assert environment["device"] == "cpu"
     assert environment["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert environment["allocator"] == allocator_state()
     assert not list((tmp_path / "run").glob("*.partial"))  # written atomically
 
 

@@ -25,6 +25,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from lawful.allocator import keep_freed_memory
 from lawful.conditioning import add_condition_arguments, format_summary, run_condition
 from lawful.experiments import (
     PRESET_NAMES,
@@ -161,6 +162,7 @@ def _error(message: object) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    keep_freed_memory()  # every command trains, solves or times: no page faults between steps
     try:
         load_plugins(_plugin_paths(argv))
     except ExperimentError as error:

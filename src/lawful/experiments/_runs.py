@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from lawful.allocator import allocator_state
 from lawful.data.store import write_text_atomically
 from lawful.experiments.registry import Experiment, RunSettings, select_preset
 
@@ -50,6 +51,8 @@ def run_environment(device: str) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "thread_variables": {name: os.environ.get(name) for name in _THREAD_VARIABLES},
+        # Speed only (results are bit-identical either way): whether freed memory is kept.
+        "allocator": allocator_state(),
         "device": device,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
