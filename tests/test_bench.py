@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lawful.bench import bench_fno_training_step, format_table
+from lawful.bench._timing import median_seconds, synchronizer
 from lawful.bench.operators import (
     neuralop_fno,
     our_fno,
@@ -201,3 +202,16 @@ def test_the_table_prints_seconds_bytes_and_skipped_rows():
     assert "0.5000 s" in lines[1] and "0.2500 s" in lines[1] and "NOT met" in lines[1]
     assert "3.00 MiB" in lines[2] and "2.00 MiB" in lines[2] and "1.50" in lines[2]
     assert "skipped: not installed" in lines[3] and "<= 1.05x the X" in lines[3]
+
+
+def test_timings_on_cuda_wait_for_the_device_and_on_the_cpu_do_not(monkeypatch):
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
+    synchronizer("cpu")()
+    assert waited == []
+    synchronizer("cuda:1")()
+    assert waited == [torch.device("cuda:1")]
+    # median_seconds waits after the warm-up and after every timed call.
+    waited.clear()
+    assert median_seconds(lambda: None, repeats=3, device="cuda") >= 0
+    assert len(waited) == 4

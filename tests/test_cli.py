@@ -88,6 +88,7 @@ def test_bench_quick_prints_json(capsys):
         assert sum(f"FNO vs {kind} training step" in name for name in names) == 3
     assert sum("peak memory" in name for name in names) == 2
     for result in results:
+        assert result["device"] == "cpu"
         target = float(result["target"].split("x")[0].removeprefix("<= ").removeprefix(">= "))
         if "skipped" in result:  # neuraloperator not installed: no measurement, no verdict
             assert result["skipped"] == "not installed" and "neuraloperator" in result["name"]
@@ -217,3 +218,7 @@ def test_cuda_without_cuda_and_zero_devices_are_named(tmp_path, capsys, monkeypa
         main(["run", "stefan", "--preset", "tiny", "--out", str(tmp_path), "--devices", "0"]) == 1
     )
     assert "num_devices must be at least 1" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--device", "cuda"]) == 1
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--device", "gpu0"]) == 1  # not a device torch knows
+    assert "lawful: error:" in capsys.readouterr().err

@@ -9,7 +9,7 @@ lawful condition --prediction FILE --out FILE [--grid FILE.npy] [--mass NUMBER|F
 lawful train-operator --data FILE --conditions KIND[,KIND] [--out DIR] [run options]
                                                          FNO and BOON on your own data
 lawful solve cavity --re RE --n N --steady --out DIR   our cavity solver to its steady state
-lawful bench [--json] [--quick] [--scaling [--out DIR]]
+lawful bench [--json] [--quick] [--device DEV] [--scaling [--out DIR]]
 lawful list
 
 Every command takes ``--plugin FILE`` (repeatable; also ``LAWFUL_PLUGINS``, separated by
@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (seconds, for tests)")
     bench.add_argument(
+        "--device", default="cpu", help="where the tensors live: cpu or cuda (default cpu)"
+    )
+    bench.add_argument(
         "--scaling",
         action="store_true",
         help="how each cost grows with the grid: log-log plots and fitted slopes",
@@ -188,9 +191,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lawful: wrote {json_path} and {figure_path}", file=sys.stderr)
         return 0
     if args.command == "bench":
+        import torch
+
         from lawful.bench import format_table, run_benchmarks
 
-        results = run_benchmarks(quick=args.quick)
+        try:
+            _check_device(args.device)
+            device = torch.device(args.device)  # a name torch does not know is an error here
+        except (ValueError, RuntimeError) as error:
+            return _error(error)
+        results = run_benchmarks(quick=args.quick, device=str(device))
         print(json.dumps(results, indent=2) if args.json else format_table(results))
         return 0
     if args.command == "solve":

@@ -64,7 +64,9 @@ def _textbook_update(mean, covariance, weights, values):
     ), covariance - gain @ weights @ covariance
 
 
-def bench_update_vs_dense(num_times: int = 201, num_points: int = 201, repeats: int = 5) -> dict:
+def bench_update_vs_dense(
+    num_times: int = 201, num_points: int = 201, repeats: int = 5, device: str = "cpu"
+) -> dict:
     """The update of a diagonal belief on ``times x points`` against the dense textbook formula.
 
     One mass constraint per time slice (the evaluation grid of the ProbConserv paper); the
@@ -77,6 +79,8 @@ def bench_update_vs_dense(num_times: int = 201, num_points: int = 201, repeats: 
     grid = torch.linspace(0, 1, num_points, dtype=torch.float64)
     total_mass = torch.randn(num_times, generator=generator, dtype=torch.float64)
     constraint = mass_constraint(grid, total_mass)  # weights (1, points), values (times, 1)
+    mean, variance = mean.to(device), variance.to(device)
+    constraint = type(constraint)(constraint.weights.to(device), constraint.values.to(device))
     belief = GaussianBelief.diagonal(mean, variance)
     dense_covariance = torch.diag_embed(variance)  # formed outside the timing: a GP hands it over
 
@@ -84,10 +88,11 @@ def bench_update_vs_dense(num_times: int = 201, num_points: int = 201, repeats: 
         posterior = condition(belief, constraint)
         return posterior.mean, posterior.variance()
 
-    fast = median_seconds(structured, repeats)
+    fast = median_seconds(structured, repeats, device)
     slow = median_seconds(
         lambda: _textbook_update(mean, dense_covariance, constraint.weights, constraint.values),
         repeats,
+        device,
     )
     return {
         "name": f"update vs dense formula ({num_times} x {num_points} points)",
@@ -100,21 +105,23 @@ def bench_update_vs_dense(num_times: int = 201, num_points: int = 201, repeats: 
     }
 
 
-def bench_update_vs_bandwidth(num_points: int = 10_000_000, repeats: int = 7) -> dict:
+def bench_update_vs_bandwidth(
+    num_points: int = 10_000_000, repeats: int = 7, device: str = "cpu"
+) -> dict:
     """The update of one float32 belief of ``num_points`` values against one elementwise pass.
 
     The floor: ``mean + variance * weights`` reads the three arrays the update must read and
     writes one. The update reads them again for its two reductions and writes mean and variance.
     """
-    belief, constraint = float32_mass_problem(num_points)
+    belief, constraint = float32_mass_problem(num_points, device)
     mean, variance, weights = belief.mean, belief.variance(), constraint.weights[0]
 
     def update():
         posterior = condition(belief, constraint)
         return posterior.mean, posterior.variance()
 
-    ours = median_seconds(update, repeats)
-    floor = median_seconds(lambda: torch.addcmul(mean, variance, weights), repeats)
+    ours = median_seconds(update, repeats, device)
+    floor = median_seconds(lambda: torch.addcmul(mean, variance, weights), repeats, device)
     return {
         "name": f"update vs elementwise pass ({num_points:,} float32 points)",
         "ours_s": ours,
@@ -127,10 +134,15 @@ def bench_update_vs_bandwidth(num_points: int = 10_000_000, repeats: int = 7) ->
 
 
 def bench_boon_training_step(
-    width: int = 64, modes: int = 16, num_points: int = 500, batch: int = 20, repeats: int = 9
+    width: int = 64,
+    modes: int = 16,
+    num_points: int = 500,
+    batch: int = 20,
+    repeats: int = 9,
+    device: str = "cpu",
 ) -> dict:
     """A training step of the boundary-corrected FNO against the same FNO's."""
-    timing = boon_step_ratio(width, modes, num_points, batch, repeats)
+    timing = boon_step_ratio(width, modes, num_points, batch, repeats, device=device)
     return {
         "name": f"BOON vs FNO training step (width {width}, {modes} modes, {num_points} points)",
         "ours_s": timing["boon_s"],
@@ -149,9 +161,12 @@ def bench_boon_walls_training_step(
     frames: int = 25,
     batch: int = 10,
     repeats: int = 3,
+    device: str = "cpu",
 ) -> dict:
     """A training step of BOON on four Dirichlet walls of an (x, y, t) FNO against the FNO's."""
-    timing = boon_step_ratio_2d(width, modes, grid, frames, batch=batch, repeats=repeats)
+    timing = boon_step_ratio_2d(
+        width, modes, grid, frames, batch=batch, repeats=repeats, device=device
+    )
     return {
         "name": (
             f"BOON vs FNO training step, 4 walls ({grid[0]} x {grid[1]} x {frames}, width {width})"
@@ -210,6 +225,7 @@ def bench_fno_training_step(
     batch: int,
     repeats: int,
     warmup: int = 1,
+    device: str = "cpu",
 ) -> dict:
     """A training step of lawful's FNO over ``axes`` against the ``baseline``'s at the same width,
     modes, layers and grid: ``"textbook"`` (lawful.bench.textbook, written the way the original
@@ -218,7 +234,9 @@ def bench_fno_training_step(
     name = f"FNO vs {label} training step, {_sizes(axes, grid, width, modes)}"
     target = f"<= {NO_SLOWER}x the {label}"
     try:
-        timing = fno_step_ratio(baseline, axes, width, modes, grid, batch, repeats, warmup)
+        timing = fno_step_ratio(
+            baseline, axes, width, modes, grid, batch, repeats, warmup, device=device
+        )
     except ImportError:  # only the neuraloperator baseline imports anything optional
         return {"name": name, "target": target, "skipped": "not installed"}
     return {
@@ -246,7 +264,7 @@ def _memory_row(name: str, peaks: dict[str, int]) -> dict:
 
 
 def bench_boon_peak_memory(
-    width: int = 64, modes: int = 16, num_points: int = 500, batch: int = 20
+    width: int = 64, modes: int = 16, num_points: int = 500, batch: int = 20, device: str = "cpu"
 ) -> dict:
     """The peak memory of a training step (forward, backward, Adam) of the boundary-corrected FNO
     against the same FNO's: bytes of PyTorch's CPU allocator, profiled
@@ -254,7 +272,7 @@ def bench_boon_peak_memory(
     return _memory_row(
         f"BOON vs FNO training step peak memory (width {width}, {modes} modes, "
         f"{num_points} points)",
-        boon_peak_memory(width, modes, num_points, batch),
+        boon_peak_memory(width, modes, num_points, batch, device=device),
     )
 
 
@@ -264,12 +282,13 @@ def bench_boon_walls_peak_memory(
     grid: tuple[int, int] = (50, 50),
     frames: int = 25,
     batch: int = 10,
+    device: str = "cpu",
 ) -> dict:
     """:func:`bench_boon_peak_memory` with BOON on four Dirichlet walls of an (x, y, t) FNO."""
     return _memory_row(
         f"BOON vs FNO training step peak memory, 4 walls ({grid[0]} x {grid[1]} x {frames}, "
         f"width {width})",
-        boon_peak_memory_2d(width, modes, grid, frames, batch=batch),
+        boon_peak_memory_2d(width, modes, grid, frames, batch=batch, device=device),
     )
 
 
@@ -288,37 +307,43 @@ QUICK_FNO_SIZES = (
 )
 
 
-def run_benchmarks(quick: bool = False) -> list[dict]:
+def run_benchmarks(quick: bool = False, device: str = "cpu") -> list[dict]:
+    """Every row, at the issue's sizes or (``quick``) at sizes that take seconds, with the
+    tensors on ``device`` (each row records it). The kept-memory row is about the CPU's
+    allocator: it is skipped on another device."""
+    on = {"device": device}
     if quick:
         results = [
-            bench_update_vs_dense(num_times=21, num_points=21, repeats=2),
-            bench_update_vs_bandwidth(num_points=100_000, repeats=3),
-            bench_boon_training_step(width=8, modes=4, num_points=32, batch=2, repeats=2),
+            bench_update_vs_dense(num_times=21, num_points=21, repeats=2, **on),
+            bench_update_vs_bandwidth(num_points=100_000, repeats=3, **on),
+            bench_boon_training_step(width=8, modes=4, num_points=32, batch=2, repeats=2, **on),
             bench_boon_walls_training_step(
-                width=4, modes=3, grid=(12, 10), frames=5, batch=2, repeats=2
+                width=4, modes=3, grid=(12, 10), frames=5, batch=2, repeats=2, **on
             ),
-            bench_boon_peak_memory(width=8, modes=4, num_points=32, batch=2),
-            bench_boon_walls_peak_memory(width=4, modes=3, grid=(12, 10), frames=5, batch=2),
-            bench_kept_memory(width=8, modes=4, num_points=32, batch=2, repeats=3),
+            bench_boon_peak_memory(width=8, modes=4, num_points=32, batch=2, **on),
+            bench_boon_walls_peak_memory(width=4, modes=3, grid=(12, 10), frames=5, batch=2, **on),
         ]
+        kept_memory = {"width": 8, "modes": 4, "num_points": 32, "batch": 2, "repeats": 3}
         sizes = QUICK_FNO_SIZES
     else:
         results = [
-            bench_update_vs_dense(),
-            bench_update_vs_bandwidth(),
-            bench_boon_training_step(),
-            bench_boon_walls_training_step(),
-            bench_boon_peak_memory(),
-            bench_boon_walls_peak_memory(),
-            bench_kept_memory(),
+            bench_update_vs_dense(**on),
+            bench_update_vs_bandwidth(**on),
+            bench_boon_training_step(**on),
+            bench_boon_walls_training_step(**on),
+            bench_boon_peak_memory(**on),
+            bench_boon_walls_peak_memory(**on),
         ]
+        kept_memory = {}
         sizes = FNO_SIZES
+    if torch.device(device).type == "cpu":
+        results.append(bench_kept_memory(**kept_memory))
     for baseline in ("textbook", "neuralop"):
         for axes, width, modes, grid, batch, repeats in sizes:
             results.append(
-                bench_fno_training_step(baseline, axes, width, modes, grid, batch, repeats)
+                bench_fno_training_step(baseline, axes, width, modes, grid, batch, repeats, **on)
             )
-    return results
+    return [{**result, "device": device} for result in results]
 
 
 def _measurement(result: dict, who: str) -> str:

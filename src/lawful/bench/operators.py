@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from lawful.bench._timing import synchronizer
 from lawful.bench.textbook import TextbookFNO1d, TextbookFNO2d, TextbookFNO3d
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet
 from lawful.constraints.walls import Walls
@@ -31,6 +32,7 @@ __all__ = [
     "neuralop_fno",
     "our_fno",
     "peak_allocated_bytes",
+    "peak_cuda_bytes",
     "peak_training_step_bytes",
     "textbook_fno",
     "training_step",
@@ -54,11 +56,17 @@ def training_step(model: nn.Module, x: Tensor, target: Tensor) -> Callable[[], N
     return step
 
 
+def _on(device: str, *items: nn.Module | Tensor) -> tuple:
+    """``items`` moved to ``device`` (models and tensors are made on the CPU from CPU seeds, so
+    every device starts from the same weights and data)."""
+    return tuple(item.to(device) for item in items)
+
+
 def _boon_1d_models(
-    width: int, modes: int, n: int, batch: int, seed: int
+    width: int, modes: int, n: int, batch: int, seed: int, device: str = "cpu"
 ) -> tuple[nn.Module, nn.Module, Tensor, Tensor]:
     """An FNO1d, the same FNO with BOON Dirichlet corrections at both ends, an input and a
-    target ``(batch, 1, n)``."""
+    target ``(batch, 1, n)``, on ``device``."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     fno = FNO1d(1, 1, width, modes)
@@ -66,7 +74,7 @@ def _boon_1d_models(
     boon = BoundaryCorrectedFNO1d(copy.deepcopy(fno), conditions)
     x = torch.randn(batch, 1, n, generator=generator)  # (batch, channels, x)
     target = torch.randn(batch, 1, n, generator=generator)
-    return fno, boon, x, target
+    return _on(device, fno, boon, x, target)
 
 
 def _boon_walls_models(
@@ -77,9 +85,10 @@ def _boon_walls_models(
     padding: int,
     batch: int,
     seed: int,
+    device: str = "cpu",
 ) -> tuple[nn.Module, nn.Module, Tensor, Tensor]:
     """An FNOxyt (or, with ``frames=None``, an FNOxy), the same FNO with BOON Dirichlet
-    conditions on all four walls, an input and a target."""
+    conditions on all four walls, an input and a target, on ``device``."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if frames is None:
@@ -95,7 +104,7 @@ def _boon_walls_models(
     boon = BoundaryCorrectedFNO(copy.deepcopy(fno), walls)
     x = torch.randn(shape, generator=generator)
     target = torch.randn(shape, generator=generator)
-    return fno, boon, x, target
+    return _on(device, fno, boon, x, target)
 
 
 def boon_step_ratio(
@@ -106,13 +115,15 @@ def boon_step_ratio(
     repeats: int = 7,
     warmup: int = 2,
     seed: int = 0,
+    device: str = "cpu",
 ) -> dict[str, float]:
     """Median seconds per training step (forward, backward, Adam) of an FNO1d and of the same FNO
-    with BOON Dirichlet corrections at both ends, and the median ratio ``boon_s / fno_s``.
+    with BOON Dirichlet corrections at both ends, on ``device``, and the median ratio
+    ``boon_s / fno_s``.
 
     Steps alternate between the two models so both see the same machine load.
     """
-    fno, boon, x, target = _boon_1d_models(width, modes, n, batch, seed)
+    fno, boon, x, target = _boon_1d_models(width, modes, n, batch, seed, device)
     return _as_boon_timing(_alternating_ratio(boon, fno, x, target, repeats, warmup))
 
 
@@ -126,6 +137,7 @@ def boon_step_ratio_2d(
     repeats: int = 5,
     warmup: int = 1,
     seed: int = 0,
+    device: str = "cpu",
 ) -> dict[str, float]:
     """:func:`boon_step_ratio` in two space dimensions: an :class:`FNOxyt` (``frames`` time
     frames, ``modes`` on every axis, ``padding`` on time) or, with ``frames=None``, an
@@ -133,7 +145,9 @@ def boon_step_ratio_2d(
     (one joint solve per layer). The defaults are the cavity's model: 50 x 50 x 25, width 20,
     8 modes, batch 10.
     """
-    fno, boon, x, target = _boon_walls_models(width, modes, grid, frames, padding, batch, seed)
+    fno, boon, x, target = _boon_walls_models(
+        width, modes, grid, frames, padding, batch, seed, device
+    )
     return _as_boon_timing(_alternating_ratio(boon, fno, x, target, repeats, warmup))
 
 
@@ -152,7 +166,8 @@ def _alternating_ratio(
     baseline_target: Tensor | None = None,
 ) -> dict[str, float]:
     """Median seconds per training step of both models, steps alternating (the baseline's
-    first), and the median of the per-repeat ratios ``ours_s / baseline_s``.
+    first), and the median of the per-repeat ratios ``ours_s / baseline_s``. Each step is
+    waited for on ``x``'s device before the clock is read.
 
     ``baseline_x`` and ``baseline_target`` (default ``x`` and ``target``) are the baseline's
     input and target when its layout differs (the textbook FNO's is channels-last).
@@ -163,11 +178,14 @@ def _alternating_ratio(
         "baseline_s": training_step(baseline, baseline_x, baseline_target),
         "ours_s": training_step(ours, x, target),
     }
+    synchronize = synchronizer(x.device)
     times: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(warmup + repeats):
         for name, step in steps.items():
+            synchronize()
             start = time.perf_counter()
             step()
+            synchronize()
             if repeat >= warmup:
                 times[name].append(time.perf_counter() - start)
     result = {name: statistics.median(seconds) for name, seconds in times.items()}
@@ -249,11 +267,13 @@ def fno_step_ratio(
     repeats: int = 7,
     warmup: int = 1,
     seed: int = 0,
+    device: str = "cpu",
 ) -> dict[str, float]:
     """Median seconds per training step (forward, backward, Adam) of lawful's FNO over ``axes``
     (:func:`our_fno`) and of the ``baseline`` (``"textbook"``: :func:`textbook_fno`;
     ``"neuralop"``: :func:`neuralop_fno`, ``ImportError`` without neuraloperator) of the same
-    width, modes and grid, steps alternating, and the median ratio ``ours_s / baseline_s``."""
+    width, modes and grid, on ``device``, steps alternating, and the median ratio
+    ``ours_s / baseline_s``."""
     _check_axes(axes, grid)
     builders = {"textbook": textbook_fno, "neuralop": neuralop_fno}
     if baseline not in builders:
@@ -264,6 +284,7 @@ def fno_step_ratio(
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 1, *grid, generator=generator)  # (batch, channels, *grid)
     target = torch.randn(batch, 1, *grid, generator=generator)
+    theirs, ours, x, target = _on(device, theirs, ours, x, target)
     if baseline == "textbook":  # channels last: (batch, *grid, channels)
         layout = {
             "baseline_x": x.movedim(1, -1).contiguous(),
@@ -346,9 +367,21 @@ def peak_allocated_bytes(work: Callable[[], object]) -> int:
     return peak
 
 
+def peak_cuda_bytes(work: Callable[[], object], device: torch.device) -> int:
+    """The peak, while ``work()`` runs, of the bytes it has allocated on the CUDA ``device`` and
+    not yet freed (PyTorch's caching allocator's count of tensor bytes, not its reserve)."""
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    work()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
 def peak_training_step_bytes(model: nn.Module, x: Tensor, target: Tensor) -> int:
-    """:func:`peak_allocated_bytes` of one training step of ``model`` on ``x``, ``target``:
-    forward, mean squared error, backward, Adam step.
+    """The peak bytes of one training step of ``model`` on ``x``, ``target`` (forward, mean
+    squared error, backward, Adam step) beyond what was live before it: on the CPU by
+    :func:`peak_allocated_bytes`, on CUDA by :func:`peak_cuda_bytes`.
 
     One step runs first and is not measured (Adam's state, which lives across steps, is made
     there); the step measured drops that step's gradients (``zero_grad``, to ``None``) and
@@ -357,15 +390,22 @@ def peak_training_step_bytes(model: nn.Module, x: Tensor, target: Tensor) -> int
     """
     step = training_step(model, x, target)
     step()
+    if x.device.type == "cuda":
+        return peak_cuda_bytes(step, x.device)
     return peak_allocated_bytes(step)  # its zero_grad frees blocks from before: not counted
 
 
 def boon_peak_memory(
-    width: int = 64, modes: int = 16, n: int = 500, batch: int = 20, seed: int = 0
+    width: int = 64,
+    modes: int = 16,
+    n: int = 500,
+    batch: int = 20,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> dict[str, int]:
     """Peak bytes of a training step (:func:`peak_training_step_bytes`) of the FNO1d of
-    :func:`boon_step_ratio` and of the same FNO with BOON at both ends."""
-    return _peaks(*_boon_1d_models(width, modes, n, batch, seed))
+    :func:`boon_step_ratio` and of the same FNO with BOON at both ends, on ``device``."""
+    return _peaks(*_boon_1d_models(width, modes, n, batch, seed, device))
 
 
 def boon_peak_memory_2d(
@@ -376,10 +416,11 @@ def boon_peak_memory_2d(
     padding: int = 0,
     batch: int = 10,
     seed: int = 0,
+    device: str = "cpu",
 ) -> dict[str, int]:
     """:func:`boon_peak_memory` for the models of :func:`boon_step_ratio_2d` (BOON on four
     walls)."""
-    return _peaks(*_boon_walls_models(width, modes, grid, frames, padding, batch, seed))
+    return _peaks(*_boon_walls_models(width, modes, grid, frames, padding, batch, seed, device))
 
 
 def _peaks(fno: nn.Module, boon: nn.Module, x: Tensor, target: Tensor) -> dict[str, int]:
