@@ -7,10 +7,13 @@ matrix), plus a diagonal ``noise_variance`` for what every member gets wrong ali
 is a :class:`~lawful.beliefs.GaussianBelief` with a low-rank covariance, which the conservation
 update conditions in O(n K) per constraint row like any other.
 
-Where the members agree to within the rounding of their own mean, their deviations are rounding,
+Where the members agree to within the rounding of their fields, their deviations are rounding,
 not spread: a direction made of rounding would be trusted by the update as fully as a real one
 (members equal up to 1e-16 moved a conditioned mean by ten times the data's range). Such grid
-points get no spread, exactly as if the members were equal there.
+points get no spread, exactly as if the members were equal there. Rounding is judged on each
+field's scale (its largest magnitude over the grid and the members), not on each point's own
+value: a value near zero computed from values of order one carries their absolute rounding,
+so a per-point rule let rounding through wherever the field crossed zero.
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ def ensemble_belief(predictions: Tensor, noise_variance: Tensor | float = 0.0) -
     ``predictions`` ``(K, ..., n)``: K members' fields over n grid points (flatten a
     multi-dimensional grid first). ``noise_variance`` broadcasts to ``(..., n)``; with none, a
     grid point where all members agree has zero variance and no update will move it. A grid
-    point whose member deviations are all within ``(K + 1) eps`` of the members' largest
-    magnitude there (the rounding of their mean, a K-term sum, and of the subtraction) counts
-    as one where they agree.
+    point whose member deviations are all within ``(K + 1) eps`` of the field's scale (the
+    members' largest magnitude over all n points; the rounding of their mean, a K-term sum,
+    and of the subtraction) counts as one where they agree.
     """
     check_floating(predictions, "ensemble predictions")
     if predictions.ndim < 2 or predictions.shape[0] < 2:
@@ -57,7 +60,8 @@ def ensemble_belief(predictions: Tensor, noise_variance: Tensor | float = 0.0) -
     check_broadcasts_to(noise.shape, mean.shape, "ensemble noise variance", "the members' fields")
     deviations = predictions - mean  # (K, ..., n)
     rounding = (num_members + 1) * torch.finfo(predictions.dtype).eps
-    agree = deviations.abs().amax(0) <= rounding * predictions.abs().amax(0)  # (..., n)
+    scale = predictions.abs().amax(dim=(0, -1)).unsqueeze(-1)  # (..., 1): each field's scale
+    agree = deviations.abs().amax(0) <= rounding * scale  # (..., n)
     deviations = torch.where(agree, 0.0, deviations)
     # Sample covariance (1 / (K - 1)) D^T D with D the deviations: factor D^T / sqrt(K - 1).
     factor = deviations.movedim(0, -1) / math.sqrt(num_members - 1)  # (..., n, K)
