@@ -14,7 +14,7 @@ from lawful.experiments import RunSettings, run_experiment
 from lawful.experiments.boundary import METHODS
 from lawful.operators.fno import FNO1d
 from lawful.training.operator import OperatorModule, relative_l2_loss
-from lawful.training.trainer import TrainSettings, fit
+from lawful.training.trainer import IDENTITY_KEY, TrainSettings, fit
 
 
 def _run(experiment: str, out: Path, command: str = "run") -> None:
@@ -152,6 +152,38 @@ def test_checkpoints_of_another_method_are_not_resumed(heat_run, tmp_path, capsy
     assert main(["train", "heat-neumann", "--preset", "tiny", "--out", str(run)]) == 1
     error = capsys.readouterr().err
     assert "checkpoints-boon belong to" in error and "method FNO" in error
+
+
+def test_a_checkpoint_file_moved_into_another_methods_folder_is_named(heat_run, tmp_path, capsys):
+    """A silent wrong answer before: the folder's identity.json stays behind when only the file
+    moves, and the FNO's last.ckpt was resumed as BOON's, finished, and saved as BOON."""
+    run = tmp_path / "run"
+    shutil.copytree(heat_run, run)
+    models = run / "models" / "single-step"
+    (models / "boon.pt").unlink()
+    shutil.copy(models / "checkpoints-fno" / "last.ckpt", models / "checkpoints-boon" / "last.ckpt")
+    assert main(["train", "heat-neumann", "--preset", "tiny", "--out", str(run)]) == 1
+    error = capsys.readouterr().err
+    assert "checkpoints-boon/last.ckpt is a checkpoint of" in error and "method FNO" in error
+    assert not (models / "boon.pt").exists()  # nothing saved under the wrong name
+
+
+def test_a_checkpoint_of_another_architecture_is_named(heat_run, tmp_path, capsys):
+    # One without an identity (written before checkpoints recorded one) whose weights are
+    # another model's: named before Lightning fails on it inside fit.
+    run = tmp_path / "run"
+    shutil.copytree(heat_run, run)
+    models = run / "models" / "single-step"
+    (models / "fno.pt").unlink()
+    checkpoint = models / "checkpoints-fno" / "last.ckpt"
+    saved = torch.load(checkpoint, weights_only=False)
+    saved.pop(IDENTITY_KEY)
+    name = next(iter(saved["state_dict"]))
+    saved["state_dict"][name] = saved["state_dict"][name][..., :1]
+    torch.save(saved, checkpoint)
+    assert main(["train", "heat-neumann", "--preset", "tiny", "--out", str(run)]) == 1
+    error = capsys.readouterr().err
+    assert "holds weights of another model" in error and f"of another shape {name}" in error
 
 
 @pytest.mark.parametrize("damage", [b"", b"not a checkpoint"], ids=["empty", "garbage"])

@@ -1,6 +1,8 @@
 """The command line end to end on the tiny preset: files, layout, exact conservation, resume."""
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -198,6 +200,7 @@ def test_weights_of_another_preset_are_named(stefan_run, capsys):
     assert main(args) == 1
     error = capsys.readouterr().err
     assert "anp.pt holds the weights of" in error and "another preset" in error
+    assert "settings differ:" in error  # both sides are stefan's ANP: the settings tell them apart
 
 
 def test_an_out_that_cannot_hold_the_run_is_named(tmp_path, capsys):
@@ -206,6 +209,26 @@ def test_an_out_that_cannot_hold_the_run_is_named(tmp_path, capsys):
     for out in (not_a_folder, not_a_folder / "below"):
         assert main(["run", "stefan", "--preset", "tiny", "--out", str(out)]) == 1
         assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_an_out_that_is_not_writable_is_named(tmp_path, capsys, monkeypatch):
+    # Root may write anywhere, so the refusal is simulated where the check asks for it.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert main(["run", "stefan", "--preset", "tiny", "--out", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("lawful: error: ") and "is not writable" in error
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x89HDF\r\n\x1a\n truncated"], ids=["empty", "cut"])
+def test_a_damaged_data_file_in_a_run_is_named_in_one_line(stefan_run, tmp_path, capsys, damage):
+    run = tmp_path / "run"
+    shutil.copytree(stefan_run, run)
+    data_file = next((run / "data").glob("*.h5"))
+    data_file.write_bytes(damage)
+    assert main(["evaluate", "stefan", "--preset", "tiny", "--out", str(run)]) == 1
+    error = capsys.readouterr().err.splitlines()[-1]  # after the stage's own progress line
+    assert error.startswith("lawful: error: ") and data_file.name in error
+    assert "unreadable or truncated" in error and "Traceback" not in error
 
 
 def test_cuda_without_cuda_and_zero_devices_are_named(tmp_path, capsys, monkeypatch):

@@ -186,3 +186,10 @@ def test_crps_of_a_vanishing_variance_tends_to_the_absolute_error():
 def test_bad_metric_input_is_named(metric, arguments, message):
     with pytest.raises(ValueError, match=message):
         metric(*arguments)
+
+
+def test_a_nan_among_the_values_summarized_is_named():
+    # Before: Summary(mean=nan, standard_error=nan) in a report, with no word of which metric.
+    with pytest.raises(ValueError, match=r"rel_l2: 1 of the 2 per-function values are NaN"):
+        summarize(torch.tensor([1.0, math.nan]), "rel_l2")
+    assert summarize(torch.tensor([-math.inf, 0.0]), "ll").mean == -math.inf  # a point mass

@@ -215,9 +215,19 @@ class Summary:
     standard_error: float
 
 
-def summarize(values: Tensor) -> Summary:
-    """Mean and standard error of the mean of per-function values ``(functions,)``."""
+def summarize(values: Tensor, name: str = "values") -> Summary:
+    """Mean and standard error of the mean of per-function values ``(functions,)``.
+
+    A NaN among them is a ``ValueError`` naming ``name`` (the metric), not a NaN mean in a
+    report. Infinities pass: a point mass's log-likelihood is one, and its mean says so.
+    """
     values = values.detach().double().reshape(-1)
+    missing = int(values.isnan().sum())
+    if missing:
+        raise ValueError(
+            f"{name}: {missing} of the {values.numel()} per-function values are NaN, so their "
+            "mean would be too"
+        )
     if values.numel() < 2:
         return Summary(float(values.mean()), float("nan"))
     return Summary(float(values.mean()), float(values.std() / math.sqrt(values.numel())))

@@ -347,6 +347,11 @@ def test_dependent_rows_with_contradicting_values_are_named():
         sample_posterior(_two_point_prior(), _mass_and_ends(3.0), 3, generator)
 
 
+def test_a_negative_number_of_posterior_samples_is_named():
+    with pytest.raises(ValueError, match="num_samples must be non-negative, got -1"):
+        sample_posterior(_two_point_prior(), _mass_and_ends(1.5), -1)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_conditioning_again_on_an_overlapping_constraint_equals_conditioning_once(kind):
     # The mass row is pinned by the first update; the second adds end rows. Before: the pinned

@@ -444,7 +444,7 @@ class BoundaryExperiment:
             }
             if task.multistep:
                 error_over_time[method] = relative_l2(prediction[:, 0], truth[:, 0], dims=(-2,))
-            summaries = {name: summarize(values) for name, values in per_sample.items()}
+            summaries = {name: summarize(values, name) for name, values in per_sample.items()}
             rows.append(MetricRow.from_summaries(method, task.param, summaries, task.kind))
         floor = {
             name: float(values.mean())

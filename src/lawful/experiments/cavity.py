@@ -511,7 +511,7 @@ def _scores(field: Tensor, truth: Tensor, lid_speed: Tensor) -> dict[str, Tensor
 
 
 def _row(method: str, scores: dict[str, Tensor]) -> MetricRow:
-    summaries = {name: summarize(values) for name, values in scores.items()}
+    summaries = {name: summarize(values, name) for name, values in scores.items()}
     return MetricRow.from_summaries(method, None, summaries, TASK.kind)
 
 

@@ -473,7 +473,9 @@ def evaluate(
         }
         for param in problem.test_params:
             selected = _functions_at(params, param)
-            summaries = {name: summarize(values[selected]) for name, values in per_function.items()}
+            summaries = {
+                name: summarize(values[selected], name) for name, values in per_function.items()
+            }
             rows.append(MetricRow.from_summaries(method, param, summaries))
     true_shock = problem.shock_position(params, torch.tensor(problem.t_star, dtype=torch.float64))
     return Evaluation(rows, times, grid, truth, true_mass, params, predictions, true_shock)

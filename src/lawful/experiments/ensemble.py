@@ -245,7 +245,7 @@ class EnsembleExperiment:
                 "crps": crps_gaussian(mean, variance, truth).mean(-1),
                 "coverage": interval_coverage(mean, variance, truth).mean(-1),
             }
-            summaries = {name: summarize(values) for name, values in per_sample.items()}
+            summaries = {name: summarize(values, name) for name, values in per_sample.items()}
             rows.append(MetricRow.from_summaries(method, None, summaries, task.kind))
         floor = {
             "boundary_error": float(end_errors(truth).mean()),

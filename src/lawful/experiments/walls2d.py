@@ -257,7 +257,7 @@ class WallExperiment(BoundaryExperiment):
                 error_over_time[method] = relative_l2(
                     prediction[:, 0].flatten(1, 2), truth[:, 0].flatten(1, 2), dims=(-2,)
                 )
-            summaries = {name: summarize(values) for name, values in per_sample.items()}
+            summaries = {name: summarize(values, name) for name, values in per_sample.items()}
             rows.append(MetricRow.from_summaries(method, None, summaries, task.kind))
         floor = {
             name: float(values.mean()) for name, values in self._wall_errors(truth, spacing).items()

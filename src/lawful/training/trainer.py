@@ -87,6 +87,24 @@ class _RandomState(Callback):
             torch.cuda.set_rng_state_all(cuda)
 
 
+#: The key under which a checkpoint records what it belongs to (see :func:`fit`).
+IDENTITY_KEY = "lawful_identity"
+
+
+class _Identity(Callback):
+    """Writes what the checkpoints belong to into each of them, so a ``last.ckpt`` moved on its
+    own into another model's folder is recognised (the folder's ``identity.json`` stays
+    behind when only the file is moved)."""
+
+    def __init__(self, identity: dict[str, Any]) -> None:
+        self.identity = identity
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[IDENTITY_KEY] = self.identity
+
+
 class _AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written beside their final name and moved into place (``os.replace``).
 
@@ -115,16 +133,19 @@ def fit(
     """Train ``module`` in place (resuming if a checkpoint exists).
 
     ``identity`` says what the checkpoints belong to (experiment, method, the settings that
-    shape them): it is recorded in ``checkpoint_dir/identity.json``, and resuming from a folder
-    that records another is a :class:`WeightsError`, not a silent resume of the wrong model.
+    shape them): it is recorded in ``checkpoint_dir/identity.json`` and in every checkpoint,
+    and resuming from a folder or a checkpoint that records another is a :class:`WeightsError`,
+    not a silent resume of the wrong model; so is a checkpoint whose weights do not fit
+    ``module`` (another architecture), before Lightning fails on it inside ``fit``.
     Returns whether this process is the main one (rank 0; always true on one device).
     """
     checkpoint_dir = Path(checkpoint_dir)
-    if identity is not None:
-        _claim_folder(checkpoint_dir, identity)
+    wanted = None if identity is None else _canonical(identity)
+    if wanted is not None:
+        _claim_folder(checkpoint_dir, wanted)
     last = checkpoint_dir / "last.ckpt"
     if last.exists():
-        _check_readable(last)
+        _check_resumable(last, module, wanted)
     trainer = L.Trainer(
         max_epochs=settings.max_epochs,
         accelerator=settings.device,
@@ -142,6 +163,7 @@ def fit(
                 enable_version_counter=False,  # not last-v1.ckpt beside a resumed last.ckpt
             ),
             _RandomState(train_loader.generator),
+            *([_Identity(wanted)] if wanted is not None else []),
             *([TQDMProgressBar(refresh_rate=10)] if settings.progress else []),
         ],
         enable_progress_bar=settings.progress,
@@ -182,29 +204,77 @@ def _describe(identity: Mapping[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in identity.items() if key != "settings")
 
 
-def _check_readable(checkpoint: Path) -> None:
-    """A :class:`WeightsError` naming ``checkpoint`` if it is not a whole torch file (empty,
-    truncated, overwritten), before Lightning fails on it deep inside ``fit``."""
+def _mismatch(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
+    """``"X, not Y"`` for two identities, naming the settings that differ where the rest is
+    the same (otherwise both sides would read alike)."""
+    text = f"{_describe(recorded)}, not {_describe(wanted)}"
+    old, new = recorded.get("settings") or {}, wanted.get("settings") or {}
+    differing = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    if differing:
+        shown = "; ".join(f"{key} {old.get(key)} there, {new.get(key)} here" for key in differing)
+        text += f" (settings differ: {shown})"
+    return text
+
+
+def _check_resumable(
+    checkpoint: Path, module: L.LightningModule, wanted: dict[str, Any] | None
+) -> None:
+    """A :class:`WeightsError` naming ``checkpoint`` unless ``fit`` can resume ``module`` from
+    it: a whole torch file (not empty, truncated, overwritten), recording ``wanted`` if it
+    records an identity (checkpoints from before they did are judged by their folder), with
+    weights of ``module``'s names and shapes."""
     try:
         # Our own checkpoint (its random state and loop progress are more than weights).
-        torch.load(checkpoint, map_location="cpu", weights_only=False)
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises several kinds for a damaged file
         raise WeightsError(
             f"{checkpoint} is not a readable checkpoint (empty, truncated or corrupt: "
             f"{type(error).__name__}); delete it to train this model from the start"
         ) from error
+    recorded = saved.get(IDENTITY_KEY) if isinstance(saved, dict) else None
+    if wanted is not None and recorded is not None and recorded != wanted:
+        raise WeightsError(
+            f"{checkpoint} is a checkpoint of {_mismatch(recorded, wanted)}: move it away to "
+            "train this one"
+        )
+    state = saved.get("state_dict") if isinstance(saved, dict) else None
+    expected = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
+    found = (
+        {name: tuple(tensor.shape) for name, tensor in state.items()}
+        if isinstance(state, dict)
+        else {}
+    )
+    if found != expected:
+        missing = sorted(expected.keys() - found.keys())
+        unexpected = sorted(found.keys() - expected.keys())
+        reshaped = sorted(
+            name for name in expected.keys() & found.keys() if expected[name] != found[name]
+        )
+        parts = [
+            f"{label} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+            for label, names in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("of another shape", reshaped),
+            )
+            if names
+        ]
+        raise WeightsError(
+            f"{checkpoint} holds weights of another model ({'; '.join(parts)}): move it away "
+            "to train this one"
+        )
 
 
-def _claim_folder(folder: Path, identity: Mapping[str, Any]) -> None:
-    """Record ``identity`` in ``folder/identity.json``, or check the one recorded there."""
+def _claim_folder(folder: Path, wanted: dict[str, Any]) -> None:
+    """Record ``wanted`` (a canonical identity) in ``folder/identity.json``, or check the one
+    recorded there."""
     path = folder / "identity.json"
-    wanted = _canonical(identity)
     if path.exists():
         recorded = json.loads(path.read_text())
         if recorded != wanted:
             raise WeightsError(
-                f"the checkpoints in {folder} belong to {_describe(recorded)}, not to "
-                f"{_describe(wanted)}: move them away to train this one"
+                f"the checkpoints in {folder} belong to {_mismatch(recorded, wanted)}: move "
+                "them away to train this one"
             )
         return
     write_atomically(path, lambda p: p.write_text(json.dumps(wanted, indent=2) + "\n"))
@@ -242,9 +312,9 @@ def load_weights(
         recorded, state = saved["identity"], saved["state_dict"]
         if identity is not None and recorded != _canonical(identity):
             raise WeightsError(
-                f"{path} holds the weights of {_describe(recorded)}, not of "
-                f"{_describe(_canonical(identity))} (trained under another preset, or put in "
-                "the wrong place): delete it and run the 'train' stage again"
+                f"{path} holds the weights of {_mismatch(recorded, _canonical(identity))} "
+                "(trained under another preset, or put in the wrong place): delete it and run "
+                "the 'train' stage again"
             )
     try:
         model.load_state_dict(state)
