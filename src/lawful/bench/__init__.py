@@ -22,7 +22,7 @@ from lawful.bench.operators import (
     boon_step_ratio_2d,
     fno_step_ratio,
 )
-from lawful.constraints.conservation import mass_constraint
+from lawful.constraints.conservation import LinearConstraint, mass_constraint
 from lawful.constraints.update import condition
 
 __all__ = ["bench_kept_memory", "format_table", "run_benchmarks"]
@@ -80,7 +80,7 @@ def bench_update_vs_dense(
     total_mass = torch.randn(num_times, generator=generator, dtype=torch.float64)
     constraint = mass_constraint(grid, total_mass)  # weights (1, points), values (times, 1)
     mean, variance = mean.to(device), variance.to(device)
-    constraint = type(constraint)(constraint.weights.to(device), constraint.values.to(device))
+    constraint = LinearConstraint(constraint.weights.to(device), constraint.values.to(device))
     belief = GaussianBelief.diagonal(mean, variance)
     dense_covariance = torch.diag_embed(variance)  # formed outside the timing: a GP hands it over
 

@@ -216,6 +216,18 @@ def _mismatch(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
     return text
 
 
+def _read_torch_file(path: Path, description: str, remedy: str, weights_only: bool) -> Any:
+    """``torch.load`` of ``path``, or a :class:`WeightsError` naming it as a ``description``
+    that is not readable (empty, truncated or corrupt), followed by the ``remedy``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as error:  # torch raises several kinds for a damaged file
+        raise WeightsError(
+            f"{path} is not a readable {description} (empty, truncated or corrupt: "
+            f"{type(error).__name__}); {remedy}"
+        ) from error
+
+
 def _check_resumable(
     checkpoint: Path, module: L.LightningModule, wanted: dict[str, Any] | None
 ) -> None:
@@ -223,14 +235,10 @@ def _check_resumable(
     it: a whole torch file (not empty, truncated, overwritten), recording ``wanted`` if it
     records an identity (checkpoints from before they did are judged by their folder), with
     weights of ``module``'s names and shapes."""
-    try:
-        # Our own checkpoint (its random state and loop progress are more than weights).
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises several kinds for a damaged file
-        raise WeightsError(
-            f"{checkpoint} is not a readable checkpoint (empty, truncated or corrupt: "
-            f"{type(error).__name__}); delete it to train this model from the start"
-        ) from error
+    # Our own checkpoint (its random state and loop progress are more than weights).
+    saved = _read_torch_file(
+        checkpoint, "checkpoint", "delete it to train this model from the start", False
+    )
     recorded = saved.get(IDENTITY_KEY) if isinstance(saved, dict) else None
     if wanted is not None and recorded is not None and recorded != wanted:
         raise WeightsError(
@@ -300,13 +308,9 @@ def load_weights(
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"no trained {what} at {path}: run the 'train' stage first")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several kinds for a damaged file
-        raise WeightsError(
-            f"{path} is not a readable weights file for {what} (empty, truncated or corrupt: "
-            f"{type(error).__name__}); delete it and run the 'train' stage again"
-        ) from error
+    saved = _read_torch_file(
+        path, f"weights file for {what}", "delete it and run the 'train' stage again", True
+    )
     state = saved
     if isinstance(saved, dict) and set(saved) == {"identity", "state_dict"}:
         recorded, state = saved["identity"], saved["state_dict"]
