@@ -226,8 +226,17 @@ class SpectralConv2d(SpectralConv):
 
 
 def pointwise(linear: nn.Linear, v: Tensor, bias: bool = True) -> Tensor:
-    """``linear`` on the channel axis: ``(batch, in, *spatial) -> (batch, out, *spatial)``."""
-    out = torch.einsum("oi,bi...->bo...", linear.weight, v)  # (batch, out, *spatial)
+    """``linear`` on the channel axis: ``(batch, in, *spatial) -> (batch, out, *spatial)``.
+
+    One matrix product per sample on the field as it lies, ``(out, in) @ (in, points)``: an
+    ``einsum`` over the batch and the points at once first copies the field into ``(in, batch
+    points)`` and its result back, in the forward and again in the backward.
+    """
+    batch, out_channels = v.shape[0], linear.out_features
+    points = math.prod(v.shape[2:])
+    flat = v.reshape(batch, v.shape[1], points)  # (batch, in, points): a view of a contiguous field
+    weight = linear.weight.expand(batch, *linear.weight.shape)  # (batch, out, in), no copy
+    out = torch.bmm(weight, flat).view(batch, out_channels, *v.shape[2:])  # (batch, out, *spatial)
     if bias:
         out = out + linear.bias.view(-1, *(1 for _ in v.shape[2:]))  # (out, 1, ...)
     return out
