@@ -1,7 +1,7 @@
 """The ``lawful`` command.
 
 lawful run EXPERIMENT [--preset quick|paper] [--out DIR] [--device DEV] [--seed N]
-                      [--seeds S,S,...] [--reference DIR]
+                      [--seeds S,S,...] [--reference DIR] [--precision P]
 lawful data|train|evaluate EXPERIMENT [same options]    one stage alone
 lawful condition --prediction FILE --out FILE [--grid FILE.npy] [--mass NUMBER|FILE.npy]
                  [--walls LEFT,RIGHT] [--lower L] [--upper U]
@@ -39,6 +39,7 @@ from lawful.experiments import (
 from lawful.experiments.seeds import parse_seeds, run_seeds
 from lawful.experiments.user_data import add_train_operator_arguments, user_experiment
 from lawful.solving import add_solve_arguments, run_solve
+from lawful.training.trainer import PRECISIONS
 
 PLUGINS_VARIABLE = "LAWFUL_PLUGINS"
 
@@ -71,6 +72,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--devices", type=int, default=1, help="train data-parallel on this many devices (DDP)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="32-true",
+        choices=PRECISIONS,
+        help="training precision of neural operators: 32-true (default), bf16-mixed or "
+        "16-mixed (CUDA); evaluation and boundaries stay float32",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_plugin_option(parser)
@@ -252,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 stages=stages,
                 progress=not args.no_progress,
                 num_devices=args.devices,
+                precision=args.precision,
                 log=lambda message: print(f"lawful: {message}", file=sys.stderr, flush=True),
             )
             return experiment.run(settings)

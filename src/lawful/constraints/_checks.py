@@ -21,8 +21,10 @@ The conventions, decided here once:
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,6 +34,23 @@ from torch import Tensor
 # up to 1 - 1e-8 parallel: a posterior conditioned again on its own rows leaves pivots of at
 # most 3 k eps, so 100 leaves a margin of 30 and still accepts float32 rows whose pivot is 1e-4.
 RANK_SAFETY = 100
+
+
+def in_field_precision(function: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``function(field, ...)`` with autocast off on the field's device: the values that must
+    hold exactly (boundary entries, stencils, their residuals) are computed in the field's own
+    dtype, float32 inside a mixed-precision training step too, by the same operations as
+    outside one (autocast would run their products in bf16 or float16)."""
+
+    @functools.wraps(function)
+    def in_dtype(field: object, *args: Any, **kwargs: Any) -> Tensor:
+        device = field.device.type if isinstance(field, Tensor) else None
+        if device is None or not torch.is_autocast_enabled(device):
+            return function(field, *args, **kwargs)
+        with torch.autocast(device, enabled=False):
+            return function(field, *args, **kwargs)
+
+    return in_dtype
 
 
 def check_tensor(value: object, name: str) -> Tensor:

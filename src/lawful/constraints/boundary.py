@@ -26,7 +26,12 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lawful.constraints._checks import check_finite, check_floating, check_spacing
+from lawful.constraints._checks import (
+    check_finite,
+    check_floating,
+    check_spacing,
+    in_field_precision,
+)
 from lawful.constraints.conservation import LinearConstraint
 
 Side = Literal["left", "right"]
@@ -232,6 +237,7 @@ def _from_end(field: Tensor, dim: int, count: int, side: Side) -> Tensor:
     return entries.movedim(dim, -1)  # (batch, channels, *other, count)
 
 
+@in_field_precision
 def one_sided_derivative(
     field: Tensor, spacing: float, order: int, side: Side, dim: int = -1
 ) -> Tensor:
@@ -243,6 +249,7 @@ def one_sided_derivative(
     return sign * (_from_end(field, dim, order + 1, side) @ weights) / spacing
 
 
+@in_field_precision
 def neumann_boundary_value(
     field: Tensor, flux: BoundaryValue, spacing: float, order: int, side: Side, dim: int = -1
 ) -> Tensor:
@@ -261,6 +268,7 @@ def neumann_boundary_value(
     return (sign * spacing * flux - interior @ weights[1:]) / weights[0]
 
 
+@in_field_precision
 def apply_boundary_conditions(
     field: Tensor, conditions: BoundaryConditions, spacing: float
 ) -> Tensor:
@@ -295,6 +303,7 @@ def _boundary_entry(
     return neumann_boundary_value(field, flux, spacing, condition.order, side, dim)
 
 
+@in_field_precision
 def boundary_residuals(
     field: Tensor, conditions: BoundaryConditions, spacing: float
 ) -> tuple[Tensor, Tensor]:

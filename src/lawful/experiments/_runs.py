@@ -16,8 +16,9 @@ import torch
 from lawful.allocator import allocator_state
 from lawful.data.store import write_text_atomically
 from lawful.experiments.registry import Experiment, RunSettings, select_preset
+from lawful.training.operator import trains_operators, with_precision
 
-__all__ = ["begin_run", "record_settings", "run_environment"]
+__all__ = ["begin_run", "in_precision", "record_settings", "run_environment"]
 
 # The packages whose versions can move a run's numbers.
 _PACKAGES = ("lawful", "torch", "numpy", "lightning", "gpytorch", "h5py")
@@ -91,8 +92,23 @@ def record_settings(
     write_text_atomically(out / "settings.json", text)
 
 
+def in_precision(experiment: Experiment, preset: Any, settings: RunSettings) -> Any:
+    """``preset`` with its operators trained in the run's precision; mixed precision for an
+    experiment that trains no neural operator (``preset`` holds no OperatorSettings) is an
+    error."""
+    if settings.precision == "32-true":
+        return preset
+    if not trains_operators(preset):
+        raise ValueError(
+            f"--precision {settings.precision} is not supported for {experiment.name!r}: mixed "
+            "precision is for training neural operators, and it trains none"
+        )
+    return with_precision(preset, settings.precision)
+
+
 def begin_run(experiment: Experiment, settings: RunSettings) -> Any:
-    """The preset ``settings`` name, with ``settings.json`` written into ``settings.out``.
+    """The preset ``settings`` name in the run's precision (:func:`in_precision`), with
+    ``settings.json`` written into ``settings.out``.
 
     For an experiment without published checkpoints, ``--reference`` is an error (the
     conservation experiments handle it before they get here).
@@ -102,7 +118,7 @@ def begin_run(experiment: Experiment, settings: RunSettings) -> Any:
             f"--reference is not supported for {experiment.name!r}: there are no published "
             "checkpoints for it; run without --reference to train"
         )
-    preset = select_preset(experiment, settings.preset)
+    preset = in_precision(experiment, select_preset(experiment, settings.preset), settings)
     record_settings(
         settings.out, experiment.name, settings.preset, preset, settings.seed, settings.device
     )

@@ -374,11 +374,14 @@ class BoundaryExperiment:
 
     def model_identity(self, method: str, task: Task, preset: BoundaryPreset) -> dict:
         """What a trained model is: recorded with its weights and checkpoints, checked on load."""
+        settings = asdict(preset.operator(task))
+        if settings["precision"] == "32-true":  # as recorded before models had a precision
+            del settings["precision"]
         return {
             "experiment": self.name,
             "method": method,
             "task": task.label,
-            "settings": asdict(preset.operator(task)),
+            "settings": settings,
         }
 
     def load_model(

@@ -34,7 +34,7 @@ from lawful.constraints.update import condition, project_identity, sample_poster
 from lawful.data.published import load_published_test_set
 from lawful.data.sampling import FunctionSets, evaluation_grid, make_function_sets
 from lawful.data.store import load_dataset, save_dataset
-from lawful.experiments._runs import record_settings
+from lawful.experiments._runs import in_precision, record_settings
 from lawful.experiments.registry import RunSettings, register, select_preset
 from lawful.experiments.report import MetricRow, write_metrics, write_report
 from lawful.metrics import (
@@ -505,7 +505,7 @@ class ConservationExperiment:
         that safe) and trains; only the main process evaluates. The others return ``None``.
         """
         problem, out, log = self.problem, settings.out, settings.log
-        preset = select_preset(self, settings.preset)
+        preset = in_precision(self, select_preset(self, settings.preset), settings)
         if settings.reference is not None:
             return _run_reference(
                 problem, out, settings.reference, settings.seed, settings.progress, log

@@ -23,6 +23,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from lawful.training.trainer import PRECISIONS
+
 __all__ = [
     "PRESET_NAMES",
     "STAGES",
@@ -56,7 +58,9 @@ class RunSettings:
 
     ``num_devices > 1`` trains data-parallel (DDP); then only the main process evaluates and
     the others' ``run`` returns ``None``. ``reference`` names a folder of published checkpoints
-    to evaluate instead of training (where an experiment has them).
+    to evaluate instead of training (where an experiment has them). ``precision`` is the
+    training precision of the neural operators (lawful.training.trainer.PRECISIONS): mixed
+    precision needs an experiment that trains operators, and ``16-mixed`` a CUDA device.
     """
 
     out: Path
@@ -67,6 +71,7 @@ class RunSettings:
     stages: tuple[str, ...] = STAGES
     progress: bool = True
     num_devices: int = 1
+    precision: str = "32-true"
     log: Callable[[str], None] = _silent
 
     def __post_init__(self) -> None:
@@ -76,6 +81,15 @@ class RunSettings:
             raise ExperimentError(f"unknown stages {unknown}; choose from {STAGES}")
         if self.num_devices < 1:
             raise ExperimentError(f"num_devices must be at least 1, got {self.num_devices}")
+        if self.precision not in PRECISIONS:
+            raise ExperimentError(
+                f"unknown precision {self.precision!r}; choose one of {list(PRECISIONS)}"
+            )
+        if self.precision == "16-mixed" and not self.device.startswith("cuda"):
+            raise ExperimentError(
+                f"precision 16-mixed needs a CUDA device, not {self.device!r} (float16 autocast "
+                "is for GPUs); on a CPU use bf16-mixed"
+            )
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ __all__ = [
     "predict_operator",
     "relative_l2_loss",
     "train_operator",
+    "trains_operators",
+    "with_precision",
 ]
 
 
@@ -52,6 +54,12 @@ class OperatorSettings:
     Single-step operators are 1-D FNOs over x; multi-step ones space + time FNOs over (x, t),
     zero-padded on the non-periodic time axis. Adam with weight decay; the learning rate is
     multiplied by ``lr_gamma`` every ``lr_step_epochs`` epochs.
+
+    ``precision`` is Lightning's training precision (:data:`PRECISIONS`). Under ``bf16-mixed``
+    or ``16-mixed`` the channel-mixing products run in the lower precision while the FFTs, the
+    spectral products (complex) and every boundary correction stay in float32 (the products'
+    outputs are promoted back at their bias); the weights stay float32, and evaluation runs in
+    float32, so the trained model is exact on its boundaries as in full precision.
     """
 
     num_train: int  # the first samples of the training split
@@ -66,6 +74,30 @@ class OperatorSettings:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     lr_gamma: float = 0.5
+    precision: str = "32-true"
+
+
+def with_precision(preset: Any, precision: str) -> Any:
+    """``preset`` with every :class:`OperatorSettings` in it (at any depth of dataclasses)
+    training in ``precision``; other values as they are."""
+    if isinstance(preset, OperatorSettings):
+        return replace(preset, precision=precision)
+    if not is_dataclass(preset) or isinstance(preset, type):
+        return preset
+    changed = {
+        field.name: with_precision(getattr(preset, field.name), precision)
+        for field in fields(preset)
+    }
+    return replace(preset, **changed)
+
+
+def trains_operators(preset: Any) -> bool:
+    """Whether ``preset`` holds an :class:`OperatorSettings` (at any depth of dataclasses)."""
+    if isinstance(preset, OperatorSettings):
+        return True
+    if not is_dataclass(preset) or isinstance(preset, type):
+        return False
+    return any(trains_operators(getattr(preset, field.name)) for field in fields(preset))
 
 
 def build_fno(
@@ -227,7 +259,11 @@ def train_operator(
         generator=torch.Generator().manual_seed(seed),
     )
     train_settings = TrainSettings(
-        max_epochs=settings.epochs, device=device, progress=progress, num_devices=num_devices
+        max_epochs=settings.epochs,
+        device=device,
+        precision=settings.precision,
+        progress=progress,
+        num_devices=num_devices,
     )
     checkpoints = weights_path.parent / f"checkpoints-{weights_path.stem}"
     started = time.perf_counter()

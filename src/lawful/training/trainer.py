@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from lawful.data.store import write_atomically
 
 __all__ = [
+    "PRECISIONS",
     "TrainSettings",
     "WeightsError",
     "fit",
@@ -40,11 +41,16 @@ __all__ = [
 ]
 
 
+#: Training precisions, by Lightning's names: float32 throughout, or automatic mixed precision
+#: with bfloat16 (CPUs and GPUs) or float16 (GPUs only; Lightning would run bf16 on a CPU).
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     max_epochs: int
     device: str = "cpu"  # "cpu", "cuda", "auto"
-    precision: str = "32-true"
+    precision: str = "32-true"  # one of PRECISIONS
     progress: bool = True
     gradient_clip: float | None = None
     num_devices: int = 1
@@ -211,9 +217,17 @@ def _mismatch(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
     old, new = recorded.get("settings") or {}, wanted.get("settings") or {}
     differing = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
     if differing:
-        shown = "; ".join(f"{key} {old.get(key)} there, {new.get(key)} here" for key in differing)
+        shown = "; ".join(
+            f"{key} {_setting(old, key)} there, {_setting(new, key)} here" for key in differing
+        )
         text += f" (settings differ: {shown})"
     return text
+
+
+def _setting(settings: Mapping[str, Any], key: str) -> str:
+    """One setting of an identity as the mismatch message shows it; an identity leaves out
+    a setting at its default (e.g. a float32 model's precision)."""
+    return str(settings[key]) if key in settings else "the default"
 
 
 def _read_torch_file(path: Path, description: str, remedy: str, weights_only: bool) -> Any:
@@ -317,7 +331,8 @@ def load_weights(
         if identity is not None and recorded != _canonical(identity):
             raise WeightsError(
                 f"{path} holds the weights of {_mismatch(recorded, _canonical(identity))} "
-                "(trained under another preset, or put in the wrong place): delete it and run "
+                "(trained under another preset or precision, or put in the wrong place): delete it "
+                "and run "
                 "the 'train' stage again"
             )
     try:
