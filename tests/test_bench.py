@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from lawful.bench import bench_fno_training_step, format_table
+from lawful.bench import bench_fno_training_step, bench_mixed_precision_step, format_table
 from lawful.bench._timing import median_seconds, synchronizer
 from lawful.bench.operators import (
     neuralop_fno,
@@ -176,6 +176,22 @@ def test_a_textbook_row_reports_both_timings_and_their_ratio():
     # The median of per-repeat ratios is near the ratio of the medians (the steps alternate).
     assert row["ratio"] == pytest.approx(row["ours_s"] / row["baseline_s"], rel=0.5)
     assert row["met"] == (row["ratio"] <= float(row["target"].split("x")[0].removeprefix("<= ")))
+
+
+def test_the_mixed_precision_row_times_a_bf16_step_against_a_float32_one(monkeypatch):
+    autocast_dtypes = []
+    real_autocast = torch.autocast
+
+    def recording_autocast(device_type, dtype=None, enabled=True, **kwargs):
+        autocast_dtypes.append(dtype if enabled else None)
+        return real_autocast(device_type, dtype=dtype, enabled=enabled, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", recording_autocast)
+    row = bench_mixed_precision_step("x", 4, 3, (16,), batch=2, repeats=3)
+    assert sorted(autocast_dtypes, key=str) == [None, torch.bfloat16]  # one step each way
+    assert row["ours_s"] > 0 and row["baseline_s"] > 0
+    assert row["ratio"] == pytest.approx(row["ours_s"] / row["baseline_s"], rel=0.5)
+    assert row["met"] == (row["ratio"] <= 1) and "bf16 mixed vs float32" in row["name"]
 
 
 def test_the_table_prints_seconds_bytes_and_skipped_rows():

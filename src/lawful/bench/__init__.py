@@ -21,6 +21,7 @@ from lawful.bench.operators import (
     boon_step_ratio,
     boon_step_ratio_2d,
     fno_step_ratio,
+    mixed_precision_step_ratio,
 )
 from lawful.constraints.conservation import LinearConstraint, mass_constraint
 from lawful.constraints.update import condition
@@ -253,6 +254,33 @@ def bench_fno_training_step(
     }
 
 
+def bench_mixed_precision_step(
+    axes: str,
+    width: int,
+    modes: int,
+    grid: tuple[int, ...],
+    batch: int,
+    repeats: int,
+    warmup: int = 1,
+    device: str = "cpu",
+) -> dict:
+    """A training step of lawful's FNO over ``axes`` under bf16 automatic mixed precision (the
+    channel mixing in bf16, FFTs and spectral products in float32: ``--precision bf16-mixed``)
+    against the same step in float32: whether mixed precision pays on this device."""
+    timing = mixed_precision_step_ratio(
+        axes, width, modes, grid, batch, repeats, warmup, device=device
+    )
+    return {
+        "name": f"FNO training step, bf16 mixed vs float32, {_sizes(axes, grid, width, modes)}",
+        "ours_s": timing["ours_s"],
+        "baseline_s": timing["baseline_s"],
+        "ratio": timing["ratio"],
+        "ratio_is": MEDIAN_RATIO,
+        "target": "<= 1x float32",
+        "met": timing["ratio"] <= 1,
+    }
+
+
 def _memory_row(name: str, peaks: dict[str, int]) -> dict:
     ratio = peaks["boon_bytes"] / peaks["fno_bytes"]
     return {
@@ -346,6 +374,8 @@ def run_benchmarks(quick: bool = False, device: str = "cpu") -> list[dict]:
             results.append(
                 bench_fno_training_step(baseline, axes, width, modes, grid, batch, repeats, **on)
             )
+    for axes, width, modes, grid, batch, repeats in (sizes[0], sizes[-1]):  # 1-D, 2-D + time
+        results.append(bench_mixed_precision_step(axes, width, modes, grid, batch, repeats, **on))
     return [{**result, "device": device} for result in results]
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "boon_step_ratio",
     "boon_step_ratio_2d",
     "fno_step_ratio",
+    "mixed_precision_step_ratio",
     "neuralop_fno",
     "our_fno",
     "peak_allocated_bytes",
@@ -42,14 +43,20 @@ __all__ = [
 AXES = {"x": "1-D", "xy": "2-D", "xyt": "2-D + time"}
 
 
-def training_step(model: nn.Module, x: Tensor, target: Tensor) -> Callable[[], None]:
+def training_step(
+    model: nn.Module, x: Tensor, target: Tensor, autocast: torch.dtype | None = None
+) -> Callable[[], None]:
     """One training step of ``model`` on ``x``, ``target`` per call: gradients dropped, forward,
-    mean squared error, backward, Adam step."""
+    mean squared error, backward, Adam step. With ``autocast`` (``torch.bfloat16``), the forward
+    and the loss run under automatic mixed precision, as Lightning's ``bf16-mixed`` runs them
+    (the backward outside it; no loss scaling, which bf16 does not need)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mixed = torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None)
 
     def step() -> None:
         optimizer.zero_grad()
-        loss = (model(x) - target).square().mean()
+        with mixed:
+            loss = (model(x) - target).square().mean()
         loss.backward()
         optimizer.step()
 
@@ -164,19 +171,21 @@ def _alternating_ratio(
     warmup: int,
     baseline_x: Tensor | None = None,
     baseline_target: Tensor | None = None,
+    ours_autocast: torch.dtype | None = None,
 ) -> dict[str, float]:
     """Median seconds per training step of both models, steps alternating (the baseline's
     first), and the median of the per-repeat ratios ``ours_s / baseline_s``. Each step is
     waited for on ``x``'s device before the clock is read.
 
     ``baseline_x`` and ``baseline_target`` (default ``x`` and ``target``) are the baseline's
-    input and target when its layout differs (the textbook FNO's is channels-last).
+    input and target when its layout differs (the textbook FNO's is channels-last);
+    ``ours_autocast`` trains ours under mixed precision (:func:`training_step`).
     """
     baseline_x = x if baseline_x is None else baseline_x
     baseline_target = target if baseline_target is None else baseline_target
     steps = {
         "baseline_s": training_step(baseline, baseline_x, baseline_target),
-        "ours_s": training_step(ours, x, target),
+        "ours_s": training_step(ours, x, target, ours_autocast),
     }
     synchronize = synchronizer(x.device)
     times: dict[str, list[float]] = {name: [] for name in steps}
@@ -293,6 +302,31 @@ def fno_step_ratio(
     else:
         layout = {}
     return _alternating_ratio(ours, theirs, x, target, repeats, warmup, **layout)
+
+
+def mixed_precision_step_ratio(
+    axes: str,
+    width: int,
+    modes: int,
+    grid: tuple[int, ...],
+    batch: int,
+    repeats: int = 7,
+    warmup: int = 1,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Median seconds per training step of lawful's FNO over ``axes`` under bf16 automatic
+    mixed precision and of the same FNO (a copy, same weights) in float32, on ``device``, steps
+    alternating, and the median ratio ``mixed_s / float32_s``."""
+    _check_axes(axes, grid)
+    torch.manual_seed(seed)
+    full = our_fno(axes, width, modes)
+    mixed = copy.deepcopy(full)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 1, *grid, generator=generator)  # (batch, channels, *grid)
+    target = torch.randn(batch, 1, *grid, generator=generator)
+    mixed, full, x, target = _on(device, mixed, full, x, target)
+    return _alternating_ratio(mixed, full, x, target, repeats, warmup, ours_autocast=torch.bfloat16)
 
 
 @contextlib.contextmanager
