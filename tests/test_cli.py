@@ -85,10 +85,11 @@ def test_bench_quick_prints_json(capsys):
     assert main(["bench", "--quick", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     names = [result["name"] for result in results]
-    assert len(results) == 13 and len(set(names)) == 13
+    assert len(results) == 15 and len(set(names)) == 15
     for kind in ("textbook FNO", "neuraloperator FNO"):
         assert sum(f"FNO vs {kind} training step" in name for name in names) == 3
     assert sum("peak memory" in name for name in names) == 2
+    assert sum("bf16 mixed vs float32" in name for name in names) == 2
     for result in results:
         assert result["device"] == "cpu"
         target = float(result["target"].split("x")[0].removeprefix("<= ").removeprefix(">= "))
