@@ -266,6 +266,13 @@ def neuralop_fno(axes: str, width: int, modes: int) -> nn.Module:
     )
 
 
+def _input_and_target(batch: int, grid: tuple[int, ...], seed: int) -> tuple[Tensor, Tensor]:
+    """A random input and target ``(batch, 1, *grid)`` each, from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 1, *grid, generator=generator)  # (batch, channels, *grid)
+    return x, torch.randn(batch, 1, *grid, generator=generator)
+
+
 def fno_step_ratio(
     baseline: str,
     axes: str,
@@ -290,10 +297,7 @@ def fno_step_ratio(
     torch.manual_seed(seed)
     theirs = builders[baseline](axes, width, modes)
     ours = our_fno(axes, width, modes)
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, 1, *grid, generator=generator)  # (batch, channels, *grid)
-    target = torch.randn(batch, 1, *grid, generator=generator)
-    theirs, ours, x, target = _on(device, theirs, ours, x, target)
+    theirs, ours, x, target = _on(device, theirs, ours, *_input_and_target(batch, grid, seed))
     if baseline == "textbook":  # channels last: (batch, *grid, channels)
         layout = {
             "baseline_x": x.movedim(1, -1).contiguous(),
@@ -322,10 +326,7 @@ def mixed_precision_step_ratio(
     torch.manual_seed(seed)
     full = our_fno(axes, width, modes)
     mixed = copy.deepcopy(full)
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, 1, *grid, generator=generator)  # (batch, channels, *grid)
-    target = torch.randn(batch, 1, *grid, generator=generator)
-    mixed, full, x, target = _on(device, mixed, full, x, target)
+    mixed, full, x, target = _on(device, mixed, full, *_input_and_target(batch, grid, seed))
     return _alternating_ratio(mixed, full, x, target, repeats, warmup, ours_autocast=torch.bfloat16)
 
 
