@@ -20,12 +20,7 @@ from lawful.constraints.boundary import (
 from lawful.constraints.walls import Walls, wall_residuals
 from lawful.experiments.registry import ExperimentError, RunSettings
 from lawful.operators import BoundaryCorrectedFNO, BoundaryCorrectedFNO1d, FNO1d, FNOxyt
-from lawful.training.operator import (
-    OperatorSettings,
-    train_operator,
-    trains_operators,
-    with_precision,
-)
+from lawful.training.operator import OperatorSettings, train_operator, with_precision
 
 N, BATCH = 33, 4
 BF16 = {"device_type": "cpu", "dtype": torch.bfloat16}
@@ -140,12 +135,12 @@ def test_with_precision_reaches_every_operator_of_a_preset():
     from lawful.experiments.boundary import PRESETS
     from lawful.experiments.ensemble import PRESETS as ENSEMBLE_PRESETS
 
-    for preset in (PRESETS["quick"], ENSEMBLE_PRESETS["quick"]):
-        changed = with_precision(preset, "bf16-mixed")
-        assert trains_operators(changed)
-        assert "precision='bf16-mixed'" in repr(changed)
-        assert "32-true" not in repr(changed)
-    assert not trains_operators({"epochs": 3})
+    boundary = with_precision(PRESETS["quick"], "bf16-mixed")
+    ensemble = with_precision(ENSEMBLE_PRESETS["quick"], "bf16-mixed")
+    for operators in (boundary, ensemble.operators):
+        assert operators.single_step.precision == operators.multi_step.precision == "bf16-mixed"
+    assert boundary.num_train == PRESETS["quick"].num_train  # the rest as it was
+    assert with_precision({"epochs": 3}, "bf16-mixed") == {"epochs": 3}  # no operators in it
 
 
 def test_a_mixed_precision_run_records_it_and_keeps_its_boundaries_exact(tmp_path, capsys):

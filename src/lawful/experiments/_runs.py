@@ -16,7 +16,7 @@ import torch
 from lawful.allocator import allocator_state
 from lawful.data.store import write_text_atomically
 from lawful.experiments.registry import Experiment, RunSettings, select_preset
-from lawful.training.operator import trains_operators, with_precision
+from lawful.training.operator import with_precision
 
 __all__ = ["begin_run", "in_precision", "record_settings", "run_environment"]
 
@@ -98,12 +98,13 @@ def in_precision(experiment: Experiment, preset: Any, settings: RunSettings) -> 
     error."""
     if settings.precision == "32-true":
         return preset
-    if not trains_operators(preset):
+    changed = with_precision(preset, settings.precision)
+    if changed == preset:  # every preset trains in 32-true: unchanged, it has no operators
         raise ValueError(
             f"--precision {settings.precision} is not supported for {experiment.name!r}: mixed "
             "precision is for training neural operators, and it trains none"
         )
-    return with_precision(preset, settings.precision)
+    return changed
 
 
 def begin_run(experiment: Experiment, settings: RunSettings) -> Any:

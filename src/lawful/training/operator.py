@@ -42,7 +42,6 @@ __all__ = [
     "predict_operator",
     "relative_l2_loss",
     "train_operator",
-    "trains_operators",
     "with_precision",
 ]
 
@@ -89,15 +88,6 @@ def with_precision(preset: Any, precision: str) -> Any:
         for field in fields(preset)
     }
     return replace(preset, **changed)
-
-
-def trains_operators(preset: Any) -> bool:
-    """Whether ``preset`` holds an :class:`OperatorSettings` (at any depth of dataclasses)."""
-    if isinstance(preset, OperatorSettings):
-        return True
-    if not is_dataclass(preset) or isinstance(preset, type):
-        return False
-    return any(trains_operators(getattr(preset, field.name)) for field in fields(preset))
 
 
 def build_fno(
