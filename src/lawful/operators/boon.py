@@ -153,6 +153,12 @@ def _near_both_ends(equations: tuple[BoundaryEquation, ...], n: int) -> Tensor:
     return torch.arange(n)
 
 
+def _determinant(matrix: Tensor) -> Tensor:
+    """``a d - b c`` of each 2 x 2 matrix ``(..., 2, 2)``: ``(...)``."""
+    a, b, c, d = matrix.flatten(-2).unbind(-1)
+    return a * d - b * c
+
+
 class _EndSystem:
     """The two boundary equations as rows acting on the entries near the ends of axis ``dim``.
 
@@ -174,6 +180,8 @@ class _EndSystem:
         self.impulses = like.new_zeros(2, count)  # (end, P): 1 at index 0, resp. at index N
         self.impulses[0, 0] = self.impulses[1, -1] = 1
         self.impulse_matrix = self.rows @ self.impulses.T  # (equation, end)
+        self.impulse_determinant = _determinant(self.impulse_matrix)  # ()
+        self.adjugate_signs = like.new_tensor([[1.0, -1.0], [-1.0, 1.0]])
         # The data once per forward pass, not once per layer: a residual is l(0) - l(u), where a
         # keep-current equation (target None) has residual 0 and so reads nothing (zero row).
         zero_shape = [*like.shape[:dim], count, *like.shape[dim + 1 :]]
@@ -209,15 +217,20 @@ class _EndSystem:
         """
         # matrix[..., e, j] = l_e(vector j): the weights alone, so the batch meets one matmul.
         matrix = self.apply(responses_near).movedim(0, -1)  # (channels, *other, 2 eq, 2 vectors)
-        a, b, c, d = matrix.flatten(-2).unbind(-1)  # each (channels, *other)
-        row_sizes = (a.abs() + b.abs()) * (c.abs() + d.abs())
-        use_impulse = (a * d - b * c).abs() <= pivot_tolerance * row_sizes  # (channels, *other)
+        determinant = _determinant(matrix)  # (channels, *other)
+        with torch.no_grad():  # a decision on the systems, not a function to differentiate
+            row_sizes = matrix.abs().sum(-1).prod(-1)  # |row 1| |row 2|
+            use_impulse = determinant.abs() <= pivot_tolerance * row_sizes  # (channels, *other)
         matrix = torch.where(use_impulse[..., None, None], self.impulse_matrix, matrix)
-        a, b, c, d = matrix.flatten(-2).unbind(-1)
-        adjugate = torch.stack([d, -b, -c, a], -1).unflatten(-1, (2, 2))  # (channels, *other, 2, 2)
-        inverse = adjugate / (a * d - b * c)[..., None, None]  # (channels, *other, vector, eq)
+        determinant = torch.where(use_impulse, self.impulse_determinant, determinant)
+        # adj [[a, b], [c, d]] = [[d, -b], [-c, a]]: flipped on both axes, transposed, signed
+        adjugate = matrix.flip(-2, -1).mT * self.adjugate_signs  # (channels, *other, 2, 2)
+        inverse = adjugate / determinant[..., None, None]  # (channels, *other, vector, eq)
         residuals = self.targets - output_near.movedim(self.dim, -1) @ self.residual_rows.T
-        return (inverse @ residuals.unsqueeze(-1)).squeeze(-1), use_impulse  # (batch, ch, .., 2)
+        # The 2 x 2 products as a product and a sum: a broadcast matmul over the batch would
+        # expand and reshape both operands first.
+        multiples = (inverse * residuals.unsqueeze(-2)).sum(-1)  # (batch, channels, *other, 2)
+        return multiples, use_impulse
 
 
 def _response_scale(responses: Tensor, dim: int) -> Tensor:
@@ -277,23 +290,27 @@ class _EndSpectra:
     ``impulses (2, modes)``: the kept Fourier coefficients of the unit impulses ``e_0, e_N``, so a
     response's spectrum is a product, not a spectral convolution of probes.
     ``waves (modes * 2, x)``: ``irfft`` of a unit real or imaginary coefficient on each kept mode,
-    so ``irfft`` of a few spectra is one small matmul; ``synthesis (modes, 2, P)``: the same near
+    so ``irfft`` of a few spectra is one small matmul; ``synthesis (modes * 2, P)``: the same near
     the ends, so ``irfft(X)`` there is an O(modes) sum.
     """
 
     def __init__(self, modes: int, system: _EndSystem, like: Tensor) -> None:
         impulses = like.new_zeros(2, system.n)  # (end, x)
         impulses[0, 0] = impulses[1, -1] = 1
+        self.end_impulses = impulses.unsqueeze(1)  # (end, 1, x)
         self.impulses = torch.fft.rfft(impulses)[:, :modes]  # (end, modes)
         eye = torch.eye(modes, dtype=like.dtype, device=like.device)  # (modes, modes)
         units = torch.stack([torch.complex(eye, 0 * eye), torch.complex(0 * eye, eye)])
         waves = torch.fft.irfft(units, n=system.n).transpose(0, 1)  # (modes, 2, x)
         self.waves = waves.flatten(0, 1)  # (modes * 2, x): irfft as a matmul on view_as_real
-        self.synthesis = system.gather(waves)  # (modes, 2, P)
+        self.synthesis = system.gather(waves).flatten(0, 1)  # (modes * 2, P)
 
     def near_ends(self, spectrum: Tensor) -> Tensor:
-        """``irfft(spectrum)`` near the ends: ``(lead, channels, modes) -> (lead, channels, P)``."""
-        return torch.einsum("lokr,krp->lop", torch.view_as_real(spectrum), self.synthesis)
+        """``irfft(spectrum)`` near the ends: ``(lead, channels, modes) -> (lead, channels, P)``.
+
+        One matmul on the (real, imaginary) pairs as they lie: an einsum over the pair axis and
+        the modes would permute and reshape its operands first (a dozen dispatches per call)."""
+        return torch.view_as_real(spectrum).flatten(-2) @ self.synthesis
 
 
 def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -1000,8 +1017,7 @@ class BoundaryCorrectedFNO(CorrectedOperator):
         response_ends = layer.pointwise.weight.sum(1)  # (width,): W 1, on the end entry
         with torch.no_grad():  # the correction is independent of the scale (_response_scale)
             responses = torch.view_as_real(response_spectra).flatten(-2) @ ends.waves  # (2, w, x)
-            responses[0, :, 0] += response_ends
-            responses[1, :, -1] += response_ends
+            responses.addcmul_(ends.end_impulses, response_ends.unsqueeze(-1))  # on the end entry
             scale = _response_scale(responses, -1)  # (2, width, 1)
         response_spectra = response_spectra / scale  # (2, width, modes)
         pointwise_near = response_ends.unsqueeze(-1) * system.impulses.unsqueeze(1) / scale
@@ -1015,7 +1031,9 @@ class BoundaryCorrectedFNO(CorrectedOperator):
         output = fft_any_batch(torch.fft.irfft, mixed + correction, n=n)  # (batch, width, x)
         output = output + pointwise(layer.pointwise, v)
         vectors_near = torch.where(keep, responses_near, system.impulses.unsqueeze(1))
-        corrected_near = output_near + torch.einsum("boj,jop->bop", multiples, vectors_near)
+        # (width, batch, 2) @ (width, 2, P): one bmm over the channels, the einsum's own product
+        near_correction = multiples.transpose(0, 1) @ vectors_near.transpose(0, 1)
+        corrected_near = output_near + near_correction.transpose(0, 1)  # (batch, width, P)
         return output, corrected_near  # (batch, width, x), (batch, width, P)
 
     def _with_exact_ends(self, field: Tensor, system: _EndSystem) -> Tensor:
