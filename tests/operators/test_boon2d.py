@@ -173,6 +173,34 @@ def test_gradients_pass_gradcheck(kind):
         assert torch.autograd.gradcheck(of_weight, (weight.detach().clone().requires_grad_(),))
 
 
+def test_solving_through_the_inverse_matches_triangular_solves():
+    # Five samples x 4 frames (3 and 1 padded) are more right-hand sides than the 18 wall
+    # equations, so the solve and its backward go through A^-1; one sample (4 of them) takes
+    # the triangular solves, which the gradcheck above covers. Samples are independent: the
+    # batch's outputs and gradients must be the samples' own.
+    walls = Walls(
+        BoundaryConditions(Dirichlet(0.0), Neumann(0.0, 1)),
+        BoundaryConditions(Neumann(0.0, 1), Dirichlet(0.0)),
+    )
+    nx, ny, batch = 6, 5, 5
+    assert wall_equations(walls, (nx, ny), (1.0, 1.0)).size == 18 < batch * 4
+    fno = FNOxyt(1, 1, 2, 2, 2, 2, num_layers=2, padding=1, projection_width=2).double()
+    model = BoundaryCorrectedFNO(fno, walls)
+    x = torch.randn(batch, 1, nx, ny, 3, dtype=torch.float64, requires_grad=True)
+    x_right = torch.randn(batch, ny, 3, dtype=torch.float64)
+
+    def outputs_and_gradients(samples):
+        output = torch.cat([model(x[s], x_right=x_right[s]) for s in samples])
+        gradients = torch.autograd.grad(output.square().sum(), [x, *model.parameters()])
+        return output, gradients
+
+    together, together_gradients = outputs_and_gradients([slice(0, batch)])
+    alone, alone_gradients = outputs_and_gradients([slice(s, s + 1) for s in range(batch)])
+    torch.testing.assert_close(together, alone, rtol=1e-10, atol=1e-12)
+    for joint, single in zip(together_gradients, alone_gradients, strict=True):
+        torch.testing.assert_close(joint, single, rtol=1e-9, atol=1e-11)
+
+
 @pytest.mark.parametrize("kind", ["xy", "xyt"])
 def test_degenerate_channel_falls_back_to_overwriting_its_walls(kind):
     # Output channel 0 of the first layer with zero weights: its kernel image is zero, so is

@@ -70,14 +70,15 @@ Cost per layer and forward pass on an ``nx x ny (x T)`` grid with ``m`` wall ent
 ``w``, batch ``B``: the plain layer's FFTs and matmuls (the folded correction enlarges the
 spectrum the inverse FFT reads, not the FFT), plus an ``m x m`` LU per channel (``O(w m^3)``,
 independent of the batch), one solve for ``B T`` right-hand sides (``O(w m^2 B T)``, and as
-much in the backward, which reuses the factors), the inverse transform on the strips (about
-``2 (r_x / nx + r_y / ny)`` of an inverse FFT, ``r`` the stencil reach, for the plain layer and
-again for the correction), the line transforms (``O(B w T (nx + ny) modes)``), and one write of
-the wall entries (one full-size pass in the backward). Measured on a CPU (one thread, training
-steps alternating, medians; :func:`lawful.bench.operators.boon_step_ratio_2d`): 1.2 x the
-plain FNO's step for the cavity's FNOxyt (50 x 50 x 25, width 20, 8 modes, batch 10, Dirichlet
-on all four walls), where the ``B T`` frames amortise the LU; about 2 x for an FNOxy on 64 x 64
-(width 32, 12 modes, batch 10), whose layers are cheap next to 32 LUs of 252 x 252.
+much in the backward, which reuses the factors; with ``B T >= m`` both go through ``A^-1``,
+formed once from the factors, as matrix products), the inverse transform on the strips (one
+small product per axis, ``O(B w r (nx + ny) T modes)`` for stencil reach ``r``, for the plain
+layer and again for the correction), the line transforms (``O(B w T (nx + ny) modes)``), and
+one write of the wall entries (one full-size pass in the backward). Measured against the
+plain FNO's training step by ``lawful bench`` (the row for the cavity's FNOxyt: 50 x 50 x 25,
+width 20, 8 modes, batch 10, Dirichlet on all four walls, where the ``B T`` frames amortise
+the LU). An FNOxy's layers are cheap next to its LUs (32 of 252 x 252 on 64 x 64 at width 32),
+so there the correction costs relatively more.
 """
 
 from __future__ import annotations
@@ -389,29 +390,44 @@ class _FrequencyAxis:
         )
 
 
-def _synthesize(
-    spectrum: Tensor, axes: tuple[_FrequencyAxis, ...], points: dict[int, Tensor] | None = None
-) -> Tensor:
+def _synthesize(spectrum: Tensor, axes: tuple[_FrequencyAxis, ...]) -> Tensor:
     """The real field whose spectrum is ``spectrum`` ``(batch, channels, F_0, F_1, ...)`` on
-    ``axes`` (zero at the frequencies it does not hold), i.e. the layer's inverse FFT, at every
-    grid point but along the axes in ``points`` (axis index -> ``(P,)`` grid indices), where
-    only those points are computed: ``(batch, channels, n_0 or P_0, n_1 or P_1, ...)``."""
-    points = points or {}
-    remaining = []
-    for index, axis in enumerate(axes):
-        dim = 2 + index
-        if index in points:
-            weights = axis.synthesis(points[index], spectrum)  # (F, P)
-            spectrum = torch.tensordot(spectrum, weights, dims=([dim], [0])).movedim(-1, dim)
-        else:
-            remaining.append(index)
-            if not axis.halved:
-                spectrum = axis.place(spectrum, dim)  # (..., n at dim, ...)
-    dims = [2 + index for index in remaining]
-    if any(axes[index].halved for index in remaining):  # the halved axis comes last
-        sizes = [axes[index].n for index in remaining]
+    ``axes`` (zero at the frequencies it does not hold), i.e. the layer's inverse FFT:
+    ``(batch, channels, n_0, n_1, ...)``."""
+    full = [index for index, axis in enumerate(axes) if not axis.halved]
+    for index in full:
+        spectrum = axes[index].place(spectrum, 2 + index)  # (..., n at 2 + index, ...)
+    dims = [2 + index for index in range(len(axes))]
+    if len(full) < len(axes):  # the halved axis comes last
+        sizes = [axis.n for axis in axes]
         return fft_any_batch(torch.fft.irfftn, spectrum, s=sizes, dim=dims)
-    return (fft_any_batch(torch.fft.ifftn, spectrum, dim=dims) if dims else spectrum).real
+    return fft_any_batch(torch.fft.ifftn, spectrum, dim=dims).real
+
+
+class _StripSynthesis:
+    """The inverse transform of a spectrum on ``axes`` at the grid points of a strip: along
+    the axes in ``points`` (axis index -> ``(P,)`` grid indices) at those points, along the
+    others at all of them. One small product per axis with the transform's own matrix
+    (:meth:`_FrequencyAxis.synthesis`), made once per forward pass: a strip is a few points
+    wide, so placing its spectrum on full axes and transforming them would cost more than
+    the products, and run as many small operations again."""
+
+    def __init__(
+        self, axes: tuple[_FrequencyAxis, ...], points: dict[int, Tensor], like: Tensor
+    ) -> None:
+        steps = []
+        for index, axis in enumerate(axes):
+            where = points.get(index, torch.arange(axis.n))
+            steps.append((2 + index, axis.synthesis(where, like)))  # (dim, (F, P))
+        # The axes that shrink the spectrum most first, so the later products are smallest.
+        self.steps = sorted(steps, key=lambda step: step[1].shape[1] / step[1].shape[0])
+
+    def __call__(self, spectrum: Tensor) -> Tensor:
+        """``(batch, channels, F_0, F_1, ...) -> (batch, channels, P_0 or n_0, ...)``, real.
+        The real part is taken last, after every axis (see :meth:`_FrequencyAxis.synthesis`)."""
+        for dim, weights in self.steps:
+            spectrum = torch.tensordot(spectrum, weights, dims=([dim], [0])).movedim(-1, dim)
+        return spectrum.real
 
 
 class _WallSystem:
@@ -569,20 +585,34 @@ class _FactoredSolve(torch.autograd.Function):
     """``A^-1 b`` per channel from the LU factors of ``A``: ``(channels, m, n)``.
 
     The backward reuses the factors instead of differentiating the factorisation:
-    ``lambda = A^-T g``, ``grad b = lambda``, ``grad A = -lambda x^T``.
+    ``lambda = A^-T g``, ``grad b = lambda``, ``grad A = -lambda x^T``. With at least as many
+    right-hand sides as equations (``n >= m``: every sample and frame of an (x, y, t) batch),
+    both solves go through ``A^-1``, formed once from the factors: a solve of ``m`` right-hand
+    sides, after which each of the two ``m x m x n`` products runs at matrix-product speed,
+    several times the triangular solves' on a CPU.
     """
 
     @staticmethod
     def forward(ctx, matrix: Tensor, right: Tensor, factors: Tensor, pivots: Tensor) -> Tensor:
-        solution = torch.linalg.lu_solve(factors, pivots, right)
-        ctx.save_for_backward(factors, pivots, solution)
+        m, count = right.shape[-2:]
+        if count >= m:
+            identity = torch.eye(m, dtype=factors.dtype, device=factors.device)
+            inverse = torch.linalg.lu_solve(factors, pivots, identity.expand_as(factors))
+            solution = inverse @ right
+            ctx.save_for_backward(solution, inverse)
+        else:
+            solution = torch.linalg.lu_solve(factors, pivots, right)
+            ctx.save_for_backward(solution, factors, pivots)
         return solution
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
-        factors, pivots, solution = ctx.saved_tensors
-        adjoint = torch.linalg.lu_solve(factors, pivots, grad, adjoint=True)  # A^-T g
+        solution, *factored = ctx.saved_tensors
+        if len(factored) == 1:
+            adjoint = factored[0].mT @ grad  # A^-T g
+        else:
+            adjoint = torch.linalg.lu_solve(*factored, grad, adjoint=True)
         return -adjoint @ solution.mT, adjoint, None, None
 
 
@@ -636,20 +666,31 @@ class _WallSpectra:
         else:
             self.kept = (x_axis, _FrequencyAxis(ny, torch.arange(my), halved=True))
             self.region = self.kept
-        # Per wall: coefficients along it (k, F_along) and the phase of its position on the
-        # normal axis (F_normal,), so the multiples' spectrum is a sum of line transforms.
-        self.line_spectra = []
-        for line in system.lines:
-            normal, along = (
-                (self.region[0], self.region[1])
-                if line.dim == X_DIM
-                else (self.region[1], self.region[0])
-            )
-            at = torch.tensor([0 if line.side == "left" else normal.n - 1])
-            self.line_spectra.append((along.phases(line.along, like), normal.phases(at, like)[0]))
-        self.offsets = (
-            torch.tensor([0, *(len(line.along) for line in system.lines)]).cumsum(0).tolist()
+        self.kept_strips, self.region_strips = (
+            {
+                dim: _StripSynthesis(axes, {dim - 2: index}, like)
+                for dim, index in system.strips.items()
+            }
+            for axes in (self.kept, self.region)
         )
+        # Per wall: where its multiples lie among the m entries and its coefficients along it
+        # (k, F_along); per normal axis, the phases of its walls' positions on it (walls,
+        # F_normal). The multiples' spectrum is then a sum of line transforms, the walls of
+        # one axis joined by one product.
+        offsets = torch.tensor([0, *(len(line.along) for line in system.lines)]).cumsum(0)
+        self.wall_axes = []  # per normal axis: (dim, [(start, stop, (k, F_along))], normals)
+        for dim in (X_DIM, Y_DIM):
+            normal, along = (self.region[0], self.region[1]) if dim == X_DIM else self.region[1::-1]
+            walls = [
+                (offsets[index].item(), offsets[index + 1].item(), line)
+                for index, line in enumerate(system.lines)
+                if line.dim == dim
+            ]
+            if not walls:
+                continue
+            at = torch.tensor([0 if line.side == "left" else normal.n - 1 for *_, line in walls])
+            lines = [(start, stop, along.phases(line.along, like)) for start, stop, line in walls]
+            self.wall_axes.append((dim, lines, normal.phases(at, like)))  # (walls, F_normal)
 
     def kernel(self, layer: FourierLayer) -> tuple[Tensor, Tensor]:
         """The layer's kernel: ``(spectrum, pointwise)``, the spectral part of its bias-free
@@ -674,10 +715,7 @@ class _WallSpectra:
         """The spectral part of the layer's output on the strips, from its kept spectrum
         ``(batch, channels, *kept)``: dim -> ``(batch, channels, P_x, ny, ...)`` or
         ``(batch, channels, nx, P_y, ...)``."""
-        return {
-            dim: _synthesize(mixed, self.kept, {dim - 2: index})
-            for dim, index in self.system.strips.items()
-        }
+        return {dim: synthesis(mixed) for dim, synthesis in self.kept_strips.items()}
 
     def correction(self, spectrum: Tensor, multiples: Tensor) -> Tensor:
         """The spectrum of ``sum_w c_w`` times the spectral part of ``shift_w k`` on the
@@ -688,20 +726,16 @@ class _WallSpectra:
             multiples = fft_any_batch(torch.fft.rfft, multiples, dim=-1)  # (b, c, m, T // 2 + 1)
         else:
             multiples = multiples.to(spectrum.dtype)  # (batch, channels, m)
-        lead = multiples.shape[:2]
-        frames = multiples.shape[3:]
-        coefficients = spectrum.new_zeros(
-            *lead, *(len(a.frequencies) for a in self.region[:2]), *frames
-        )  # (batch, channels, F_x, F_y, *frames)
-        trailing = (1,) * len(frames)
-        for line, (along, normal), start, stop in zip(
-            self.system.lines, self.line_spectra, self.offsets[:-1], self.offsets[1:], strict=True
-        ):
-            part = torch.einsum("bck...,kf->bcf...", multiples[:, :, start:stop], along)
-            if line.dim == X_DIM:  # along y: (batch, channels, F_y, *frames)
-                coefficients = coefficients + normal.view(-1, 1, *trailing) * part.unsqueeze(2)
-            else:  # along x: (batch, channels, F_x, *frames)
-                coefficients = coefficients + part.unsqueeze(3) * normal.view(-1, *trailing)
+        trailing = (1,) * (multiples.ndim - 3)
+        coefficients = 0
+        for dim, lines, normals in self.wall_axes:
+            # Each wall's line transform (batch, channels, *frames, F_along), stacked over the
+            # walls of this axis, times their phases on the normal axis.
+            transforms = [multiples[:, :, a:b].movedim(2, -1) @ phase for a, b, phase in lines]
+            along = torch.stack(transforms, -1)  # (batch, channels, *frames, F_along, walls)
+            part = along @ normals  # (batch, channels, *frames, F_along, F_normal)
+            x_and_y = (-1, -2) if dim == X_DIM else (-2, -1)  # where F_x and F_y are in part
+            coefficients = coefficients + part.movedim(x_and_y, (2, 3))  # (b, c, F_x, F_y, ...)
         return spectrum.view(1, *spectrum.shape, *trailing) * coefficients
 
     def corrected(self, mixed: Tensor, correction: Tensor) -> Tensor:
@@ -717,10 +751,7 @@ class _WallSpectra:
 
     def correction_near_walls(self, correction: Tensor) -> dict[int, Tensor]:
         """:meth:`correction` synthesised on the strips, as :meth:`near_walls`."""
-        return {
-            dim: _synthesize(correction, self.region, {dim - 2: index})
-            for dim, index in self.system.strips.items()
-        }
+        return {dim: synthesis(correction) for dim, synthesis in self.region_strips.items()}
 
 
 def _identity(v: Tensor) -> Tensor:
