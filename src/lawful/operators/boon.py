@@ -678,7 +678,7 @@ class _WallSpectra:
         # F_normal). The multiples' spectrum is then a sum of line transforms, the walls of
         # one axis joined by one product.
         offsets = torch.tensor([0, *(len(line.along) for line in system.lines)]).cumsum(0)
-        self.wall_axes = []  # per normal axis: (dim, [(start, stop, (k, F_along))], normals)
+        self.wall_axes = []  # per normal axis: (dim, [(first, last, (k, F_along))], normals)
         for dim in (X_DIM, Y_DIM):
             normal, along = (self.region[0], self.region[1]) if dim == X_DIM else self.region[1::-1]
             walls = [
@@ -689,7 +689,7 @@ class _WallSpectra:
             if not walls:
                 continue
             at = torch.tensor([0 if line.side == "left" else normal.n - 1 for *_, line in walls])
-            lines = [(start, stop, along.phases(line.along, like)) for start, stop, line in walls]
+            lines = [(first, last, along.phases(line.along, like)) for first, last, line in walls]
             self.wall_axes.append((dim, lines, normal.phases(at, like)))  # (walls, F_normal)
 
     def kernel(self, layer: FourierLayer) -> tuple[Tensor, Tensor]:
@@ -731,7 +731,9 @@ class _WallSpectra:
         for dim, lines, normals in self.wall_axes:
             # Each wall's line transform (batch, channels, *frames, F_along), stacked over the
             # walls of this axis, times their phases on the normal axis.
-            transforms = [multiples[:, :, a:b].movedim(2, -1) @ phase for a, b, phase in lines]
+            transforms = [
+                multiples[:, :, first:last].movedim(2, -1) @ phases for first, last, phases in lines
+            ]
             along = torch.stack(transforms, -1)  # (batch, channels, *frames, F_along, walls)
             part = along @ normals  # (batch, channels, *frames, F_along, F_normal)
             x_and_y = (-1, -2) if dim == X_DIM else (-2, -1)  # where F_x and F_y are in part
