@@ -16,6 +16,7 @@ from lawful.bench._timing import float32_mass_problem, median_seconds
 from lawful.bench.allocator import fresh_process_step
 from lawful.bench.operators import (
     AXES,
+    WARMUP_STEPS,
     boon_peak_memory,
     boon_peak_memory_2d,
     boon_step_ratio,
@@ -228,7 +229,7 @@ def bench_fno_training_step(
     grid: tuple[int, ...],
     batch: int,
     repeats: int,
-    warmup: int = 1,
+    warmup: int = WARMUP_STEPS,
     device: str = "cpu",
 ) -> dict:
     """A training step of lawful's FNO over ``axes`` against the ``baseline``'s at the same width,
@@ -266,7 +267,7 @@ def bench_mixed_precision_step(
     grid: tuple[int, ...],
     batch: int,
     repeats: int,
-    warmup: int = 1,
+    warmup: int = WARMUP_STEPS,
     device: str = "cpu",
 ) -> dict:
     """A training step of lawful's FNO over ``axes`` under bf16 automatic mixed precision (the

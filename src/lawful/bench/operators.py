@@ -24,6 +24,7 @@ from lawful.operators.fno import FNO1d, FNOxy, FNOxyt
 
 __all__ = [
     "AXES",
+    "WARMUP_STEPS",
     "boon_peak_memory",
     "boon_peak_memory_2d",
     "boon_step_ratio",
@@ -41,6 +42,13 @@ __all__ = [
 
 #: The FNOs the speed rows compare, by the axes they span: in words, for the rows' names.
 AXES = {"x": "1-D", "xy": "2-D", "xyt": "2-D + time"}
+
+#: Training steps of each model run, untimed, before the timed ones. A fresh model's first
+#: steps are not its steady pace: on a 50 x 50 x 25 field the first five alternated steps of our
+#: FNO and the textbook FNO took 1.1 to 2.8 times their settled time in one process (the heap
+#: growing to the step's working set), so with one warm-up step four of the seven timed repeats
+#: fell in that phase and a row's median ratio ranged 0.84 to 1.35 between runs of the same code.
+WARMUP_STEPS = 5
 
 
 def training_step(
@@ -120,7 +128,7 @@ def boon_step_ratio(
     n: int = 500,
     batch: int = 20,
     repeats: int = 7,
-    warmup: int = 2,
+    warmup: int = WARMUP_STEPS,
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, float]:
@@ -142,7 +150,7 @@ def boon_step_ratio_2d(
     padding: int = 0,
     batch: int = 10,
     repeats: int = 5,
-    warmup: int = 1,
+    warmup: int = WARMUP_STEPS,
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, float]:
@@ -281,7 +289,7 @@ def fno_step_ratio(
     grid: tuple[int, ...],
     batch: int,
     repeats: int = 7,
-    warmup: int = 1,
+    warmup: int = WARMUP_STEPS,
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, float]:
@@ -315,7 +323,7 @@ def mixed_precision_step_ratio(
     grid: tuple[int, ...],
     batch: int,
     repeats: int = 7,
-    warmup: int = 1,
+    warmup: int = WARMUP_STEPS,
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, float]:
