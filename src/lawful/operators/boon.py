@@ -83,6 +83,7 @@ so there the correction costs relatively more.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -595,7 +596,8 @@ class _FactoredSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, matrix: Tensor, right: Tensor, factors: Tensor, pivots: Tensor) -> Tensor:
         m, count = right.shape[-2:]
-        if count >= m:
+        ctx.through_inverse = count >= m
+        if ctx.through_inverse:
             identity = torch.eye(m, dtype=factors.dtype, device=factors.device)
             inverse = torch.linalg.lu_solve(factors, pivots, identity.expand_as(factors))
             solution = inverse @ right
@@ -608,11 +610,12 @@ class _FactoredSolve(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
-        solution, *factored = ctx.saved_tensors
-        if len(factored) == 1:
-            adjoint = factored[0].mT @ grad  # A^-T g
+        if ctx.through_inverse:
+            solution, inverse = ctx.saved_tensors
+            adjoint = inverse.mT @ grad  # A^-T g
         else:
-            adjoint = torch.linalg.lu_solve(*factored, grad, adjoint=True)
+            solution, factors, pivots = ctx.saved_tensors
+            adjoint = torch.linalg.lu_solve(factors, pivots, grad, adjoint=True)
         return -adjoint @ solution.mT, adjoint, None, None
 
 
@@ -677,12 +680,12 @@ class _WallSpectra:
         # (k, F_along); per normal axis, the phases of its walls' positions on it (walls,
         # F_normal). The multiples' spectrum is then a sum of line transforms, the walls of
         # one axis joined by one product.
-        offsets = torch.tensor([0, *(len(line.along) for line in system.lines)]).cumsum(0)
+        offsets = [0, *itertools.accumulate(len(line.along) for line in system.lines)]
         self.wall_axes = []  # per normal axis: (dim, [(first, last, (k, F_along))], normals)
         for dim in (X_DIM, Y_DIM):
             normal, along = (self.region[0], self.region[1]) if dim == X_DIM else self.region[1::-1]
             walls = [
-                (offsets[index].item(), offsets[index + 1].item(), line)
+                (offsets[index], offsets[index + 1], line)
                 for index, line in enumerate(system.lines)
                 if line.dim == dim
             ]
