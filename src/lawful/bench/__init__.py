@@ -14,6 +14,7 @@ import torch
 from lawful.beliefs import GaussianBelief
 from lawful.bench._timing import float32_mass_problem, median_seconds
 from lawful.bench.allocator import fresh_process_step
+from lawful.bench.anp import anp_step_ratio
 from lawful.bench.operators import (
     AXES,
     WARMUP_STEPS,
@@ -27,12 +28,20 @@ from lawful.bench.operators import (
 from lawful.constraints.conservation import LinearConstraint, mass_constraint
 from lawful.constraints.update import condition
 
-__all__ = ["bench_kept_memory", "format_table", "run_benchmarks"]
+__all__ = [
+    "MEDIAN_SPEEDUP",
+    "bench_anp_training_step",
+    "bench_kept_memory",
+    "format_table",
+    "run_benchmarks",
+]
 
 #: ``ratio_is`` of a row whose ratio is the median over repeats of the ratio of two training
 #: steps run back to back (lawful.bench.operators._alternating_ratio), not the ratio of the
 #: median times, which it is near.
 MEDIAN_RATIO = "median over repeats of ours / baseline, steps alternating"
+#: ``ratio_is`` of a speed-up row of alternated steps: the median of baseline / ours.
+MEDIAN_SPEEDUP = "median over repeats of baseline / ours, steps alternating"
 
 #: "No slower than" the baselines, to the resolution of the measurement: the FNO rows compare
 #: two implementations of the same computation (the same FFTs and products), so an equally fast
@@ -45,6 +54,10 @@ NO_SLOWER = 1.05
 #: walls of an (x, y, t) operator (the speed issue's targets).
 BOON_STEP_1D = 1.1
 BOON_STEP_WALLS = 1.3
+
+#: The ANP's training step must be at least this many times faster than the textbook ANP's,
+#: the published layout computed as printed (lawful.bench.anp; the speed issue's target).
+ANP_SPEEDUP = 1.5
 
 #: BOON's training step may hold at most this many times the FNO's peak memory (the issue's).
 PEAK_MEMORY = 1.1
@@ -247,6 +260,31 @@ def bench_fno_training_step(
     return _alternating_row(name, timing, target, NO_SLOWER)
 
 
+def bench_anp_training_step(
+    hidden: int = 128,
+    batch: int = 64,
+    num_points: int = 100,
+    repeats: int = 7,
+    warmup: int = WARMUP_STEPS,
+    device: str = "cpu",
+) -> dict:
+    """A training step of lawful's ANP against the textbook ANP's from the same weights:
+    ``batch`` functions of ``num_points`` context and as many target points."""
+    timing = anp_step_ratio(hidden, batch, num_points, repeats, warmup, device)
+    return {
+        "name": (
+            f"ANP vs textbook ANP training step (hidden {hidden}, batch {batch}, "
+            f"{num_points} + {num_points} points)"
+        ),
+        "ours_s": timing["ours_s"],
+        "baseline_s": timing["baseline_s"],
+        "ratio": timing["speedup"],
+        "ratio_is": MEDIAN_SPEEDUP,
+        "target": f">= {ANP_SPEEDUP}x faster",
+        "met": timing["speedup"] >= ANP_SPEEDUP,
+    }
+
+
 def _alternating_row(name: str, timing: dict[str, float], target: str, limit: float) -> dict:
     """The row of an alternating-steps timing (lawful.bench.operators), met at ``limit``."""
     return {
@@ -352,6 +390,7 @@ def run_benchmarks(quick: bool = False, device: str = "cpu") -> list[dict]:
             ),
             bench_boon_peak_memory(width=8, modes=4, num_points=32, batch=2, **on),
             bench_boon_walls_peak_memory(width=4, modes=3, grid=(12, 10), frames=5, batch=2, **on),
+            bench_anp_training_step(hidden=8, batch=2, num_points=6, repeats=2, warmup=1, **on),
         ]
         kept_memory = {"width": 8, "modes": 4, "num_points": 32, "batch": 2, "repeats": 3}
         sizes = QUICK_FNO_SIZES
@@ -363,6 +402,7 @@ def run_benchmarks(quick: bool = False, device: str = "cpu") -> list[dict]:
             bench_boon_walls_training_step(**on),
             bench_boon_peak_memory(**on),
             bench_boon_walls_peak_memory(**on),
+            bench_anp_training_step(**on),
         ]
         kept_memory = {}
         sizes = FNO_SIZES

@@ -25,6 +25,7 @@ from lawful.operators.fno import FNO1d, FNOxy, FNOxyt
 __all__ = [
     "AXES",
     "WARMUP_STEPS",
+    "alternating_steps",
     "boon_peak_memory",
     "boon_peak_memory_2d",
     "boon_step_ratio",
@@ -181,9 +182,7 @@ def _alternating_ratio(
     baseline_target: Tensor | None = None,
     ours_autocast: torch.dtype | None = None,
 ) -> dict[str, float]:
-    """Median seconds per training step of both models, steps alternating (the baseline's
-    first), and the median of the per-repeat ratios ``ours_s / baseline_s``. Each step is
-    waited for on ``x``'s device before the clock is read.
+    """:func:`alternating_steps` of training steps of both models on ``x``'s device.
 
     ``baseline_x`` and ``baseline_target`` (default ``x`` and ``target``) are the baseline's
     input and target when its layout differs (the textbook FNO's is channels-last);
@@ -191,11 +190,28 @@ def _alternating_ratio(
     """
     baseline_x = x if baseline_x is None else baseline_x
     baseline_target = target if baseline_target is None else baseline_target
-    steps = {
-        "baseline_s": training_step(baseline, baseline_x, baseline_target),
-        "ours_s": training_step(ours, x, target, ours_autocast),
-    }
-    synchronize = synchronizer(x.device)
+    return alternating_steps(
+        training_step(ours, x, target, ours_autocast),
+        training_step(baseline, baseline_x, baseline_target),
+        x.device,
+        repeats,
+        warmup,
+    )
+
+
+def alternating_steps(
+    ours: Callable[[], None],
+    baseline: Callable[[], None],
+    device: torch.device | str,
+    repeats: int,
+    warmup: int,
+) -> dict[str, float]:
+    """Median seconds of two training steps run alternately (the baseline's first) after
+    ``warmup`` untimed rounds, and the medians of the per-repeat ratios: ``ratio`` of
+    ``ours_s / baseline_s``, ``speedup`` of ``baseline_s / ours_s``. Each step is waited for on
+    ``device`` before the clock is read."""
+    steps = {"baseline_s": baseline, "ours_s": ours}
+    synchronize = synchronizer(device)
     times: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(warmup + repeats):
         for name, step in steps.items():
@@ -206,10 +222,10 @@ def _alternating_ratio(
             if repeat >= warmup:
                 times[name].append(time.perf_counter() - start)
     result = {name: statistics.median(seconds) for name, seconds in times.items()}
-    # Median of the per-repeat ratios: each pair ran back to back, so load changes cancel.
-    result["ratio"] = statistics.median(
-        ours / baseline for ours, baseline in zip(times["ours_s"], times["baseline_s"], strict=True)
-    )
+    # Medians of the per-repeat ratios: each pair ran back to back, so load changes cancel.
+    pairs = list(zip(times["ours_s"], times["baseline_s"], strict=True))
+    result["ratio"] = statistics.median(mine / theirs for mine, theirs in pairs)
+    result["speedup"] = statistics.median(theirs / mine for mine, theirs in pairs)
     return result
 
 

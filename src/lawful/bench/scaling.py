@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from lawful.bench._timing import float32_mass_problem, median_seconds
+from lawful.bench.anp import anp_task, elbo_training_step
 from lawful.bench.operators import training_step
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet
 from lawful.constraints.update import condition
@@ -148,18 +149,9 @@ def _anp_work(hidden: int, batch: int) -> Callable[[int], Callable[[], object]]:
     def make(num_points: int) -> Callable[[], object]:
         torch.manual_seed(0)
         model = AttentiveNeuralProcess(hidden_dim=hidden, latent_dim=hidden)
-        generator = torch.Generator().manual_seed(0)
         half = num_points // 2  # context and targets
-        context_x, target_x = (torch.rand(batch, half, 2, generator=generator) for _ in range(2))
-        context_y, target_y = (torch.randn(batch, half, 1, generator=generator) for _ in range(2))
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-        def step() -> None:
-            optimizer.zero_grad()
-            model.elbo_loss(context_x, context_y, target_x, target_y).backward()
-            optimizer.step()
-
-        return step
+        task = anp_task(batch, half, half)
+        return elbo_training_step(model, AttentiveNeuralProcess.elbo_loss, task)
 
     return make
 

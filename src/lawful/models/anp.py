@@ -47,8 +47,49 @@ class _Linear(nn.Module):
         return self.linear_layer(inputs)
 
 
+class _Projected:
+    """``projection(inputs)`` left unevaluated: coordinates of a few features lifted to ``hidden``.
+
+    The model lifts its raw inputs (2 or 3 numbers per point) to ``hidden`` features by a linear
+    layer and applies more linear layers to the lifted points. Two affine maps compose into one,
+    ``W (P u + p) + b = (W P) u + (W p + b)``, so :meth:`through` costs points x few x out
+    instead of points x hidden x out (the folded weight ``W P`` is formed once per call, out x
+    hidden x few). Equal to applying the layers one after the other, to rounding.
+    """
+
+    def __init__(self, inputs: Tensor, projection: _Linear) -> None:
+        self.inputs = inputs  # (..., few)
+        self.projection = projection.linear_layer
+
+    def value(self) -> Tensor:
+        """The lifted points themselves, (..., hidden)."""
+        return self.projection(self.inputs)
+
+    def through(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """``functional.linear(self.value(), weight, bias)``, by the folded weight: (..., out)."""
+        folded_bias = weight @ self.projection.bias  # (out,)
+        if bias is not None:
+            folded_bias = folded_bias + bias
+        return functional.linear(self.inputs, weight @ self.projection.weight, folded_bias)
+
+
+def _value(features: Tensor | _Projected) -> Tensor:
+    return features.value() if isinstance(features, _Projected) else features
+
+
+def _linear(features: Tensor | _Projected, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``functional.linear`` that folds into lifted inputs (:class:`_Projected`)."""
+    if isinstance(features, _Projected):
+        return features.through(weight, bias)
+    return functional.linear(features, weight, bias)
+
+
 class _AttentionBlock(nn.Module):
-    """Multi-head attention followed by ``LayerNorm(query + Linear([query, attention]))``."""
+    """Multi-head attention followed by ``LayerNorm(query + Linear([query, attention]))``.
+
+    Keys, values and queries may be lifted inputs (:class:`_Projected`): the layers that read
+    them then fold into the lifting.
+    """
 
     def __init__(self, hidden_dim: int, num_heads: int) -> None:
         super().__init__()
@@ -63,12 +104,22 @@ class _AttentionBlock(nn.Module):
         self.final_linear = _Linear(2 * hidden_dim, hidden_dim)
         self.layer_norm = nn.LayerNorm(hidden_dim)
 
-    def forward(self, key: Tensor, value: Tensor, query: Tensor) -> Tensor:
+    def forward(
+        self,
+        key: Tensor | _Projected,
+        value: Tensor | _Projected,
+        query: Tensor | _Projected,
+    ) -> Tensor:
         """``key``, ``value``: (batch, keys, hidden); ``query``: (batch, queries, hidden)."""
         split_heads = "b n (h d) -> b h n d"
-        key_heads = rearrange(self.encoder_key(key), split_heads, h=self.num_heads)
-        value_heads = rearrange(self.encoder_value(value), split_heads, h=self.num_heads)
-        query_heads = rearrange(self.encoder_query(query), split_heads, h=self.num_heads)
+        key_heads, value_heads, query_heads = (
+            rearrange(_linear(features, layer.linear_layer.weight), split_heads, h=self.num_heads)
+            for features, layer in (
+                (key, self.encoder_key),
+                (value, self.encoder_value),
+                (query, self.encoder_query),
+            )
+        )
         # softmax(Q K^T / sqrt(head_dim)) V per head, by PyTorch's fused kernels. Those have no
         # second derivative on the CPU: code that differentiates twice (the SoftC residual)
         # selects the reference kernel with sdpa_kernel(SDPBackend.MATH).
@@ -76,9 +127,14 @@ class _AttentionBlock(nn.Module):
             query_heads, key_heads, value_heads
         )  # (batch, heads, queries, head_dim)
         attended = rearrange(attended, "b h n d -> b n (h d)")  # (batch, queries, hidden)
-        # The published weights expect the query first in the concatenation.
-        mixed = self.final_linear(torch.cat([query, attended], dim=-1))
-        return self.layer_norm(mixed + query)  # (batch, queries, hidden)
+        # The final layer reads [query, attended] (the query first, as the published weights
+        # expect), taken as two products so that a lifted query folds.
+        final = self.final_linear.linear_layer
+        query_weight, attended_weight = final.weight.split(attended.shape[-1], dim=1)
+        mixed = _linear(query, query_weight, final.bias) + functional.linear(
+            attended, attended_weight
+        )
+        return self.layer_norm(mixed + _value(query))  # (batch, queries, hidden)
 
 
 class _LatentEncoder(nn.Module):
@@ -104,11 +160,11 @@ class _LatentEncoder(nn.Module):
         self.log_sigma = _Linear(hidden_dim, latent_dim)
 
     def forward(self, x: Tensor, y: Tensor) -> Normal:
-        hidden = self.input_projection(torch.cat([x, y], dim=-1))  # (batch, points, hidden)
+        hidden = _Projected(torch.cat([x, y], dim=-1), self.input_projection)
         for attention in self.self_attentions:
-            hidden = attention(hidden, hidden, hidden)
+            hidden = attention(hidden, hidden, hidden)  # (batch, points, hidden)
         # Mean over points makes the summary invariant to their order.
-        pooled = torch.relu(self.penultimate_layer(hidden.mean(dim=1)))  # (batch, hidden)
+        pooled = torch.relu(self.penultimate_layer(_value(hidden).mean(dim=1)))  # (batch, hidden)
         log_variance = self.log_sigma(pooled)  # (batch, latent)
         return Normal(self.mu(pooled), torch.exp(0.5 * log_variance))
 
@@ -137,15 +193,15 @@ class _DeterministicEncoder(nn.Module):
         self.target_projection = _Linear(input_dim, hidden_dim)
 
     def forward(self, context_x: Tensor, context_y: Tensor, target_x: Tensor) -> Tensor:
-        values = self.input_projection(torch.cat([context_x, context_y], dim=-1))
+        values = _Projected(torch.cat([context_x, context_y], dim=-1), self.input_projection)
         for attention in self.self_attentions:
             values = attention(values, values, values)  # (batch, context, hidden)
-        keys = self.context_projection(context_x)  # (batch, context, hidden)
-        query = self.target_projection(target_x)  # (batch, targets, hidden)
+        keys = _Projected(context_x, self.context_projection)  # (batch, context, hidden)
+        query = _Projected(target_x, self.target_projection)  # (batch, targets, hidden)
         # Each block's output is the next block's query.
         for attention in self.cross_attentions:
             query = attention(keys, values, query)
-        return query  # (batch, targets, hidden)
+        return _value(query)  # (batch, targets, hidden)
 
 
 class _Decoder(nn.Module):
@@ -163,19 +219,24 @@ class _Decoder(nn.Module):
 
     def forward(self, representation: Tensor, latent: Tensor, target_x: Tensor) -> Normal:
         """``representation``: (batch, targets, hidden); ``latent``: (samples, batch, latent)."""
-        samples, targets = latent.shape[0], target_x.shape[1]
-        hidden = torch.cat(
-            [
-                representation.expand(samples, -1, -1, -1),  # (samples, batch, targets, hidden)
-                # (samples, batch, targets, latent)
-                latent[:, :, None, :].expand(-1, -1, targets, -1),
-                self.target_projection(target_x).expand(samples, -1, -1, -1),
-            ],
-            dim=-1,
-        )  # (samples, batch, targets, 2 * hidden + latent)
-        for linear in self.linears:
-            hidden = torch.relu(linear(hidden))
-        mean, raw_std = self.final_projection(hidden).split(self.output_dim, dim=-1)
+        layers = [linear.linear_layer for linear in self.linears]
+        layers.append(self.final_projection.linear_layer)
+        # The first layer reads [r, z, projected target] at every (sample, target). Taken as
+        # three products: r's once for all samples, z's once per function (not per target),
+        # the target's folded into its projection; the sum broadcasts.
+        first = layers[0]
+        widths = [representation.shape[-1], latent.shape[-1], representation.shape[-1]]
+        representation_weight, latent_weight, target_weight = first.weight.split(widths, dim=1)
+        per_point = functional.linear(representation, representation_weight) + _Projected(
+            target_x, self.target_projection
+        ).through(target_weight)  # (batch, targets, width)
+        per_function = functional.linear(
+            latent, latent_weight, first.bias
+        )  # (samples, batch, width)
+        hidden = per_point + per_function[:, :, None, :]  # (samples, batch, targets, width)
+        for layer in layers[1:]:
+            hidden = layer(torch.relu(hidden))
+        mean, raw_std = hidden.split(self.output_dim, dim=-1)
         return Normal(mean, functional.softplus(raw_std) + MIN_DECODER_STD)
 
 
