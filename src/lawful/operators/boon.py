@@ -628,6 +628,43 @@ def _solve(matrix: Tensor, factors: Tensor, pivots: Tensor, residuals: Tensor) -
     return solution.reshape(channels, m, batch, *frames).movedim(1, 2).movedim(0, 1)
 
 
+class _BroadcastProduct(torch.autograd.Function):
+    """``lines @ phases`` for strided ``lines (B, T, L)`` and constant ``phases (L, F)``: one
+    batched product against the phases broadcast over ``B``, as ``matmul`` computes it.
+
+    Written out for its backward: autograd's would multiply by the transposed conjugate of the
+    broadcast phases, a strided operand for which the CPU's complex batched product runs one
+    product per matrix with a copy of each (some 10,000 small operations per training step of
+    a cavity-sized model). Here the backward's operands are laid out for it; the same products.
+    """
+
+    @staticmethod
+    def forward(ctx, lines: Tensor, phases: Tensor) -> Tensor:
+        ctx.save_for_backward(phases)
+        return torch.bmm(lines, phases.expand(len(lines), *phases.shape))  # (B, T, F)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (phases,) = ctx.saved_tensors
+        adjoint = phases.mH.resolve_conj().contiguous()  # (F, L)
+        return torch.bmm(grad.contiguous(), adjoint.expand(len(grad), *adjoint.shape)), None
+
+
+def _line_transform(lines: Tensor, phases: Tensor) -> Tensor:
+    """``lines @ phases``: ``(batch, channels, [frames,] L) @ (L, F) -> (batch, channels,
+    [frames,] F)``. Without frames ``matmul`` folds the lines into one matrix product, whose
+    backward is sound; with frames it cannot (the lines are a strided view), and
+    :class:`_BroadcastProduct` computes it (the phases are constants: no gradient reaches them).
+    """
+    if lines.ndim == 3:
+        return lines @ phases
+    if phases.requires_grad:
+        raise ValueError("the wall phases are constants; they take no gradient")
+    batched = lines.reshape(-1, *lines.shape[-2:])  # (batch channels, frames, L)
+    return _BroadcastProduct.apply(batched, phases).view(*lines.shape[:-1], phases.shape[-1])
+
+
 class _WallSpectra:
     """What the Fourier layers of a forward pass need about the walls' spectra, for layers
     over ``(x, y)`` (``n_modes = (mx, my)``) or ``(x, y, t)`` (``(mx, my, mt)``) on a hidden grid
@@ -735,7 +772,8 @@ class _WallSpectra:
             # Each wall's line transform (batch, channels, *frames, F_along), stacked over the
             # walls of this axis, times their phases on the normal axis.
             transforms = [
-                multiples[:, :, first:last].movedim(2, -1) @ phases for first, last, phases in lines
+                _line_transform(multiples[:, :, first:last].movedim(2, -1), phases)
+                for first, last, phases in lines
             ]
             along = torch.stack(transforms, -1)  # (batch, channels, *frames, F_along, walls)
             part = along @ normals  # (batch, channels, *frames, F_along, F_normal)
