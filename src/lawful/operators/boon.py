@@ -629,8 +629,9 @@ def _solve(matrix: Tensor, factors: Tensor, pivots: Tensor, residuals: Tensor) -
 
 
 class _BroadcastProduct(torch.autograd.Function):
-    """``lines @ phases`` for strided ``lines (B, T, L)`` and constant ``phases (L, F)``: one
-    batched product against the phases broadcast over ``B``, as ``matmul`` computes it.
+    """``lines @ phases`` for ``lines (B, T, L)`` and constant ``phases (L, F)``: one batched
+    product against the phases broadcast over ``B``, as ``matmul`` computes it for lines that
+    are a strided view (it cannot fold them into one matrix without a copy).
 
     Written out for its backward: autograd's would multiply by the transposed conjugate of the
     broadcast phases, a strided operand for which the CPU's complex batched product runs one
