@@ -12,12 +12,11 @@ from __future__ import annotations
 import torch
 
 from lawful.beliefs import GaussianBelief
-from lawful.bench._timing import float32_mass_problem, median_seconds
+from lawful.bench._timing import WARMUP_STEPS, float32_mass_problem, median_seconds
 from lawful.bench.allocator import fresh_process_step
 from lawful.bench.anp import anp_step_ratio
 from lawful.bench.operators import (
     AXES,
-    WARMUP_STEPS,
     boon_peak_memory,
     boon_peak_memory_2d,
     boon_step_ratio,
@@ -37,7 +36,7 @@ __all__ = [
 ]
 
 #: ``ratio_is`` of a row whose ratio is the median over repeats of the ratio of two training
-#: steps run back to back (lawful.bench.operators._alternating_ratio), not the ratio of the
+#: steps run back to back (lawful.bench._timing.alternating_steps), not the ratio of the
 #: median times, which it is near.
 MEDIAN_RATIO = "median over repeats of ours / baseline, steps alternating"
 #: ``ratio_is`` of a speed-up row of alternated steps: the median of baseline / ours.

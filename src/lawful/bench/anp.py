@@ -12,18 +12,16 @@ layer split by what varies per point and per function (lawful.models.anp).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from einops import rearrange
 from torch import Tensor
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Normal
 from torch.nn import functional
 
-from lawful.bench.operators import alternating_steps
-from lawful.models.anp import MIN_DECODER_STD, AttentiveNeuralProcess
+from lawful.bench._timing import adam_step, alternating_steps
+from lawful.models.anp import MIN_DECODER_STD, ANPOutput, AttentiveNeuralProcess
 
-__all__ = ["anp_step_ratio", "anp_task", "elbo_training_step", "textbook_elbo_loss"]
+__all__ = ["anp_step_ratio", "anp_task", "textbook_elbo_loss"]
 
 ANPTask = tuple[Tensor, Tensor, Tensor, Tensor]  # context_x, context_y, target_x, target_y
 
@@ -85,8 +83,10 @@ def _decode(
 
 
 def textbook_elbo_loss(model: AttentiveNeuralProcess, *task: Tensor) -> Tensor:
-    """``model.elbo_loss(context_x, context_y, target_x, target_y)`` computed as printed
-    (BASELINE): the same loss from the same weights and the same latent draw, to rounding."""
+    """``model.elbo_loss(context_x, context_y, target_x, target_y)`` with the forward pass
+    computed as printed (BASELINE), the loss itself the model's
+    (:meth:`~lawful.models.anp.ANPOutput.negative_elbo`): the same loss from the same weights
+    and the same latent draw, to rounding."""
     context_x, context_y, target_x, target_y = task
     prior = _latent(model.latent_encoder, context_x, context_y)
     posterior = _latent(
@@ -97,9 +97,7 @@ def textbook_elbo_loss(model: AttentiveNeuralProcess, *task: Tensor) -> Tensor:
     latent = posterior.rsample((1,))  # (1, batch, latent)
     representation = _deterministic(model.deterministic_encoder, context_x, context_y, target_x)
     prediction = _decode(model.decoder, representation, latent, target_x)
-    log_likelihood = prediction.log_prob(target_y[None])  # (1, batch, targets, outputs)
-    kl = kl_divergence(posterior, prior).sum(-1)  # (batch,)
-    return -log_likelihood.mean() + kl.mean() / target_x.shape[1]
+    return ANPOutput.of_prediction(prediction, prior, posterior).negative_elbo(target_y)
 
 
 def anp_task(batch: int, num_context: int, num_targets: int, seed: int = 0) -> ANPTask:
@@ -113,20 +111,6 @@ def anp_task(batch: int, num_context: int, num_targets: int, seed: int = 0) -> A
     )
 
 
-def elbo_training_step(
-    model: AttentiveNeuralProcess, loss: Callable[..., Tensor], task: ANPTask
-) -> Callable[[], None]:
-    """One training step per call: gradients dropped, ``loss(model, *task)``, backward, Adam."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        optimizer.zero_grad()
-        loss(model, *task).backward()
-        optimizer.step()
-
-    return step
-
-
 def anp_step_ratio(
     hidden: int,
     batch: int,
@@ -136,16 +120,17 @@ def anp_step_ratio(
     device: str = "cpu",
 ) -> dict[str, float]:
     """Training steps of lawful's ANP and of the textbook ANP from the same weights, alternating
-    (lawful.bench.operators.alternating_steps), on ``batch`` functions of ``num_points``
+    (lawful.bench._timing.alternating_steps), on ``batch`` functions of ``num_points``
     context and as many target points."""
     torch.manual_seed(0)
     ours = AttentiveNeuralProcess(hidden_dim=hidden, latent_dim=hidden)
     baseline = AttentiveNeuralProcess(hidden_dim=hidden, latent_dim=hidden)
     baseline.load_state_dict(ours.state_dict())
+    ours, baseline = ours.to(device), baseline.to(device)
     task = tuple(tensor.to(device) for tensor in anp_task(batch, num_points, num_points))
     return alternating_steps(
-        elbo_training_step(ours.to(device), AttentiveNeuralProcess.elbo_loss, task),
-        elbo_training_step(baseline.to(device), textbook_elbo_loss, task),
+        adam_step(ours, lambda: ours.elbo_loss(*task)),
+        adam_step(baseline, lambda: textbook_elbo_loss(baseline, *task)),
         device,
         repeats,
         warmup,

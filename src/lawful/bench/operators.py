@@ -7,15 +7,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
-from lawful.bench._timing import synchronizer
+from lawful.bench._timing import WARMUP_STEPS, adam_step, alternating_steps
 from lawful.bench.textbook import TextbookFNO1d, TextbookFNO2d, TextbookFNO3d
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet
 from lawful.constraints.walls import Walls
@@ -24,8 +22,6 @@ from lawful.operators.fno import FNO1d, FNOxy, FNOxyt
 
 __all__ = [
     "AXES",
-    "WARMUP_STEPS",
-    "alternating_steps",
     "boon_peak_memory",
     "boon_peak_memory_2d",
     "boon_step_ratio",
@@ -44,32 +40,21 @@ __all__ = [
 #: The FNOs the speed rows compare, by the axes they span: in words, for the rows' names.
 AXES = {"x": "1-D", "xy": "2-D", "xyt": "2-D + time"}
 
-#: Training steps of each model run, untimed, before the timed ones. A fresh model's first
-#: steps are not its steady pace: on a 50 x 50 x 25 field the first five alternated steps of our
-#: FNO and the textbook FNO took 1.1 to 2.8 times their settled time in one process (the heap
-#: growing to the step's working set), so with one warm-up step four of the seven timed repeats
-#: fell in that phase and a row's median ratio ranged 0.84 to 1.35 between runs of the same code.
-WARMUP_STEPS = 5
-
 
 def training_step(
     model: nn.Module, x: Tensor, target: Tensor, autocast: torch.dtype | None = None
 ) -> Callable[[], None]:
-    """One training step of ``model`` on ``x``, ``target`` per call: gradients dropped, forward,
-    mean squared error, backward, Adam step. With ``autocast`` (``torch.bfloat16``), the forward
-    and the loss run under automatic mixed precision, as Lightning's ``bf16-mixed`` runs them
-    (the backward outside it; no loss scaling, which bf16 does not need)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    """One training step of ``model`` on ``x``, ``target`` per call (:func:`adam_step` on the
+    mean squared error). With ``autocast`` (``torch.bfloat16``), the forward and the loss run
+    under automatic mixed precision, as Lightning's ``bf16-mixed`` runs them (the backward
+    outside it; no loss scaling, which bf16 does not need)."""
     mixed = torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None)
 
-    def step() -> None:
-        optimizer.zero_grad()
+    def loss() -> Tensor:
         with mixed:
-            loss = (model(x) - target).square().mean()
-        loss.backward()
-        optimizer.step()
+            return (model(x) - target).square().mean()
 
-    return step
+    return adam_step(model, loss)
 
 
 def _on(device: str, *items: nn.Module | Tensor) -> tuple:
@@ -197,36 +182,6 @@ def _alternating_ratio(
         repeats,
         warmup,
     )
-
-
-def alternating_steps(
-    ours: Callable[[], None],
-    baseline: Callable[[], None],
-    device: torch.device | str,
-    repeats: int,
-    warmup: int,
-) -> dict[str, float]:
-    """Median seconds of two training steps run alternately (the baseline's first) after
-    ``warmup`` untimed rounds, and the medians of the per-repeat ratios: ``ratio`` of
-    ``ours_s / baseline_s``, ``speedup`` of ``baseline_s / ours_s``. Each step is waited for on
-    ``device`` before the clock is read."""
-    steps = {"baseline_s": baseline, "ours_s": ours}
-    synchronize = synchronizer(device)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for repeat in range(warmup + repeats):
-        for name, step in steps.items():
-            synchronize()
-            start = time.perf_counter()
-            step()
-            synchronize()
-            if repeat >= warmup:
-                times[name].append(time.perf_counter() - start)
-    result = {name: statistics.median(seconds) for name, seconds in times.items()}
-    # Medians of the per-repeat ratios: each pair ran back to back, so load changes cancel.
-    pairs = list(zip(times["ours_s"], times["baseline_s"], strict=True))
-    result["ratio"] = statistics.median(mine / theirs for mine, theirs in pairs)
-    result["speedup"] = statistics.median(theirs / mine for mine, theirs in pairs)
-    return result
 
 
 def _check_axes(axes: str, grid: tuple[int, ...] | None = None) -> None:

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lawful.bench._timing import float32_mass_problem, median_seconds
-from lawful.bench.anp import anp_task, elbo_training_step
+from lawful.bench._timing import adam_step, float32_mass_problem, median_seconds
+from lawful.bench.anp import anp_task
 from lawful.bench.operators import training_step
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet
 from lawful.constraints.update import condition
@@ -151,7 +151,7 @@ def _anp_work(hidden: int, batch: int) -> Callable[[int], Callable[[], object]]:
         model = AttentiveNeuralProcess(hidden_dim=hidden, latent_dim=hidden)
         half = num_points // 2  # context and targets
         task = anp_task(batch, half, half)
-        return elbo_training_step(model, AttentiveNeuralProcess.elbo_loss, task)
+        return adam_step(model, lambda: model.elbo_loss(*task))
 
     return make
 

@@ -253,11 +253,29 @@ class ANPOutput:
     prior: Normal  # over z given the context, batch shape (batch, latent)
     posterior: Normal | None  # over z given context and targets; None without target_y
 
+    @classmethod
+    def of_prediction(
+        cls, prediction: Normal, prior: Normal, posterior: Normal | None
+    ) -> ANPOutput:
+        """The decoder's Gaussians ``(samples, batch, targets, output_dim)``, the last axis
+        dropped when there is one output."""
+        mean, std = prediction.loc, prediction.scale
+        if mean.shape[-1] == 1:
+            mean, std = mean.squeeze(-1), std.squeeze(-1)  # (samples, batch, targets)
+        return cls(mean=mean, std=std, prior=prior, posterior=posterior)
+
     def kl(self) -> Tensor:
         """``KL(posterior || prior)`` summed over the latent dimensions: (batch,)."""
         if self.posterior is None:
             raise ValueError("the KL term needs the posterior: call the model with target_y")
         return kl_divergence(self.posterior, self.prior).sum(-1)
+
+    def negative_elbo(self, target_y: Tensor) -> Tensor:
+        """The loss of :meth:`AttentiveNeuralProcess.elbo_loss` from outputs of one latent
+        draw from the posterior, at the targets ``target_y (batch, targets, output_dim)``."""
+        observed = target_y.squeeze(-1) if self.mean.ndim == 3 else target_y
+        log_likelihood = Normal(self.mean[0], self.std[0]).log_prob(observed)
+        return -log_likelihood.mean() + self.kl().mean() / target_y.shape[1]
 
 
 class AttentiveNeuralProcess(nn.Module):
@@ -314,10 +332,7 @@ class AttentiveNeuralProcess(nn.Module):
         latent = latent_distribution.rsample((num_samples,))  # (samples, batch, latent)
         representation = self.deterministic_encoder(context_x, context_y, target_x)
         prediction = self.decoder(representation, latent, target_x)
-        mean, std = prediction.loc, prediction.scale  # (samples, batch, targets, output_dim)
-        if self.output_dim == 1:
-            mean, std = mean.squeeze(-1), std.squeeze(-1)  # (samples, batch, targets)
-        return ANPOutput(mean=mean, std=std, prior=prior, posterior=posterior)
+        return ANPOutput.of_prediction(prediction, prior, posterior)
 
     def elbo_loss(
         self, context_x: Tensor, context_y: Tensor, target_x: Tensor, target_y: Tensor
@@ -330,9 +345,7 @@ class AttentiveNeuralProcess(nn.Module):
         loss (a sum over everything) divided by ``batch * targets``.
         """
         output = self(context_x, context_y, target_x, target_y, num_samples=1)
-        observed = target_y.squeeze(-1) if self.output_dim == 1 else target_y
-        log_likelihood = Normal(output.mean[0], output.std[0]).log_prob(observed)
-        return -log_likelihood.mean() + output.kl().mean() / target_x.shape[1]
+        return output.negative_elbo(target_y)
 
     def predict(
         self, context_x: Tensor, context_y: Tensor, target_x: Tensor, num_samples: int
