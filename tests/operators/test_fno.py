@@ -292,7 +292,7 @@ def test_gradients_pass_gradcheck(make, shape):
     model = make().double()
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(model, (x,))
-    # The mixing's backward is written by hand (lawful.operators.fno._PerModeProduct): its own
+    # The mixing's backward is written by hand (lawful.operators.fno._BatchedProduct): its own
     # derivative must be right too, for losses on the model's derivatives.
     assert torch.autograd.gradgradcheck(model, (x,))
     weight = model.layers[0].spectral.weight

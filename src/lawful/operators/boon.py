@@ -107,6 +107,7 @@ from lawful.operators.fno import (
     FNO2d,
     FourierLayer,
     FourierNeuralOperator,
+    batched_product,
     fft_any_batch,
     pointwise,
 )
@@ -628,42 +629,18 @@ def _solve(matrix: Tensor, factors: Tensor, pivots: Tensor, residuals: Tensor) -
     return solution.reshape(channels, m, batch, *frames).movedim(1, 2).movedim(0, 1)
 
 
-class _BroadcastProduct(torch.autograd.Function):
-    """``lines @ phases`` for ``lines (B, T, L)`` and constant ``phases (L, F)``: one batched
-    product against the phases broadcast over ``B``, as ``matmul`` computes it for lines that
-    are a strided view (it cannot fold them into one matrix without a copy).
-
-    Written out for its backward: autograd's would multiply by the transposed conjugate of the
-    broadcast phases, a strided operand for which the CPU's complex batched product runs one
-    product per matrix with a copy of each (some 10,000 small operations per training step of
-    a cavity-sized model). Here the backward's operands are laid out for it; the same products.
-    """
-
-    @staticmethod
-    def forward(ctx, lines: Tensor, phases: Tensor) -> Tensor:
-        ctx.save_for_backward(phases)
-        return torch.bmm(lines, phases.expand(len(lines), *phases.shape))  # (B, T, F)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (phases,) = ctx.saved_tensors
-        adjoint = phases.mH.resolve_conj().contiguous()  # (F, L)
-        return torch.bmm(grad.contiguous(), adjoint.expand(len(grad), *adjoint.shape)), None
-
-
 def _line_transform(lines: Tensor, phases: Tensor) -> Tensor:
     """``lines @ phases``: ``(batch, channels, [frames,] L) @ (L, F) -> (batch, channels,
     [frames,] F)``. Without frames ``matmul`` folds the lines into one matrix product, whose
-    backward is sound; with frames it cannot (the lines are a strided view), and
-    :class:`_BroadcastProduct` computes it (the phases are constants: no gradient reaches them).
-    """
+    backward is sound. With frames the lines are a strided view, which ``matmul`` multiplies
+    by the phases broadcast over samples and channels, and whose backward would then run one
+    product per matrix with copies (some 10,000 small operations per training step of a
+    cavity-sized model): the same product by :func:`batched_product`."""
     if lines.ndim == 3:
         return lines @ phases
-    if phases.requires_grad:
-        raise ValueError("the wall phases are constants; they take no gradient")
     batched = lines.reshape(-1, *lines.shape[-2:])  # (batch channels, frames, L)
-    return _BroadcastProduct.apply(batched, phases).view(*lines.shape[:-1], phases.shape[-1])
+    broadcast = phases.expand(len(batched), *phases.shape)  # (batch channels, L, F)
+    return batched_product(batched, broadcast).view(*lines.shape[:-1], phases.shape[-1])
 
 
 class _WallSpectra:
