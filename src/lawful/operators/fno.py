@@ -132,8 +132,10 @@ class _BatchedProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor) -> Tensor:
-        # The inputs as given (not their copies), so that a second derivative reaches them.
-        ctx.save_for_backward(x, w)
+        # The inputs as given (not their copies), so that a second derivative reaches them;
+        # each only where the other's gradient needs it (BOON's constant phases need none).
+        needs_x, needs_w = ctx.needs_input_grad
+        ctx.save_for_backward(x if needs_w else None, w if needs_x else None)
         return torch.bmm(x.contiguous(), w.contiguous())  # (B, n, m)
 
     @staticmethod
