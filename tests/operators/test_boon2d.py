@@ -13,6 +13,7 @@ from lawful.operators import (
     FNOxy,
     FNOxyt,
 )
+from lawful.operators.boon import _FrequencyAxis
 
 NX, NY, FRAMES, BATCH = 12, 10, 5, 3
 SPACINGS = (1 / (NX - 1), 1 / (NY - 1))
@@ -199,6 +200,23 @@ def test_solving_through_the_inverse_matches_triangular_solves():
     torch.testing.assert_close(together, alone, rtol=1e-10, atol=1e-12)
     for joint, single in zip(together_gradients, alone_gradients, strict=True):
         torch.testing.assert_close(joint, single, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("n", [9, 8])
+def test_placing_a_spectrum_on_its_axis_is_adding_it_into_zeros(n):
+    # The correction's region on x: frequencies -4..4. On 8 points +4 and -4 are one frequency
+    # (they add); on 9 every frequency has its own place. Same values and gradients to the bit.
+    frequencies = torch.tensor([0, 1, 2, 3, -4, -3, -2, -1, 4])
+    axis = _FrequencyAxis(n, frequencies, halved=False)
+    spectrum = torch.randn(2, 3, 9, 5, dtype=torch.complex64, requires_grad=True)
+    weights = torch.randn(2, 3, n, 5, dtype=torch.complex64)
+    placed = axis.place(spectrum, 2)  # (2, 3, n, 5)
+    zeros = spectrum.new_zeros(2, 3, n, 5)
+    added = zeros.index_add(2, frequencies % n, spectrum)
+    assert torch.equal(placed, added)
+    (gradient,) = torch.autograd.grad((placed * weights).sum().real, spectrum)
+    (expected,) = torch.autograd.grad((added * weights).sum().real, spectrum)
+    assert torch.equal(gradient, expected)
 
 
 @pytest.mark.parametrize("kind", ["xy", "xyt"])

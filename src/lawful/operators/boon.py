@@ -348,6 +348,71 @@ def _index_add(base: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     return _IndexAdd.apply(base, dim, index, source)
 
 
+class _Placement(torch.autograd.Function):
+    """``zeros.index_add(dim, positions, source)`` with ``n`` entries at ``dim``: ``source``
+    placed at ``positions``, where entries meeting at one position add.
+
+    The same numbers as index_add, written by one slice copy per run of consecutive positions
+    (a spectrum's non-negative and negative frequencies are two runs) and an index_add of the
+    entries that meet one placed before: index_add's scatter took three to four times as long
+    as the copies on the cavity model's spectra. The backward gathers the gradient at
+    ``positions``, as index_add's does, saving only the positions.
+    """
+
+    @staticmethod
+    def forward(
+        ctx,
+        source: Tensor,
+        dim: int,
+        n: int,
+        positions: Tensor,
+        runs: list[tuple[int, int, int]],
+        meeting: list[tuple[int, int]],
+    ) -> Tensor:
+        ctx.dim = dim
+        ctx.save_for_backward(positions)
+        shape = list(source.shape)
+        shape[dim] = n
+        placed = source.new_zeros(shape)
+        for first_source, first_position, length in runs:
+            placed.narrow(dim, first_position, length).copy_(
+                source.narrow(dim, first_source, length)
+            )
+        if meeting:
+            sources = torch.tensor([index for index, _ in meeting], device=positions.device)
+            targets = torch.tensor([position for _, position in meeting], device=positions.device)
+            placed.index_add_(dim, targets, source.index_select(dim, sources))
+        return placed
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None, None, None]:
+        (positions,) = ctx.saved_tensors
+        return grad.index_select(ctx.dim, positions), None, None, None, None, None
+
+
+def _runs(
+    positions: list[int],
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
+    """Where each entry ``i`` of a source goes: ``(runs, meeting)``. ``runs``: ``(first
+    source index, first position, length)`` of consecutive entries going to consecutive
+    positions not taken before; ``meeting``: ``(source index, position)`` of the entries whose
+    position an earlier entry took."""
+    runs: list[tuple[int, int, int]] = []
+    meeting: list[tuple[int, int]] = []
+    taken: set[int] = set()
+    for index, position in enumerate(positions):
+        if position in taken:
+            meeting.append((index, position))
+            continue
+        taken.add(position)
+        if runs and runs[-1][0] + runs[-1][2] == index and runs[-1][1] + runs[-1][2] == position:
+            first_source, first_position, length = runs[-1]
+            runs[-1] = (first_source, first_position, length + 1)
+        else:
+            runs.append((index, position, 1))
+    return runs, meeting
+
+
 @dataclass(frozen=True)
 class _FrequencyAxis:
     """One transformed axis of a spectrum: ``n`` grid points, the ``frequencies`` the spectrum
@@ -361,10 +426,10 @@ class _FrequencyAxis:
     def place(self, spectrum: Tensor, dim: int) -> Tensor:
         """The spectrum on all ``n`` frequencies of a full axis: ``F -> n`` at ``dim``;
         coinciding frequencies (``+n/2`` and ``-n/2``) add."""
-        shape = list(spectrum.shape)
-        shape[dim] = self.n
-        index = (self.frequencies % self.n).to(spectrum.device)
-        return _index_add(spectrum.new_zeros(shape), dim, index, spectrum)
+        positions = self.frequencies % self.n  # (F,), on the CPU: the runs need no sync
+        runs, meeting = _runs(positions.tolist())
+        device_positions = positions.to(spectrum.device)
+        return _Placement.apply(spectrum, dim, self.n, device_positions, runs, meeting)
 
     def synthesis(self, points: Tensor, like: Tensor) -> Tensor:
         """``(F, P)`` complex weights of the inverse transform at ``points``: on a full axis the
