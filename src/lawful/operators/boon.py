@@ -87,7 +87,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 
 import torch
 import torch.nn.functional as F
@@ -426,10 +426,15 @@ class _FrequencyAxis:
     def place(self, spectrum: Tensor, dim: int) -> Tensor:
         """The spectrum on all ``n`` frequencies of a full axis: ``F -> n`` at ``dim``;
         coinciding frequencies (``+n/2`` and ``-n/2``) add."""
-        positions = self.frequencies % self.n  # (F,), on the CPU: the runs need no sync
-        runs, meeting = _runs(positions.tolist())
-        device_positions = positions.to(spectrum.device)
-        return _Placement.apply(spectrum, dim, self.n, device_positions, runs, meeting)
+        positions = (self.frequencies % self.n).to(spectrum.device)  # (F,)
+        runs, meeting = self.runs
+        return _Placement.apply(spectrum, dim, self.n, positions, runs, meeting)
+
+    @cached_property
+    def runs(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
+        """:func:`_runs` of the frequencies' positions, found once per axis (on the CPU, so
+        placing a spectrum on a GPU waits for nothing)."""
+        return _runs((self.frequencies % self.n).tolist())
 
     def synthesis(self, points: Tensor, like: Tensor) -> Tensor:
         """``(F, P)`` complex weights of the inverse transform at ``points``: on a full axis the
