@@ -12,7 +12,7 @@ The covariance keeps whatever structure it has, because the structure decides th
   symmetric ``core`` ``C`` (``(r, r)``): an ensemble's sample covariance (``C = I``), and what a
   diagonal prior becomes after conditioning on ``r`` linear constraints (then ``C = -Q^-1``, not
   positive: only the update builds such cores; a user's must be positive semi-definite).
-  O(n r) memory.
+  O(n r) memory. :class:`RankOneDowndate` is the rank-one case as the fused update leaves it.
 - :class:`DenseCovariance`: what a Gaussian process predicts. O(n^2) memory.
 
 Every covariance answers the questions conditioning asks, ``G Sigma`` for a few rows ``G``
@@ -30,6 +30,7 @@ variance where a constraint pins a value).
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ __all__ = [
     "DiagonalCovariance",
     "GaussianBelief",
     "LowRankCovariance",
+    "RankOneDowndate",
 ]
 
 
@@ -278,6 +280,32 @@ class LowRankCovariance(Covariance):
         # the sum: draw from the dense matrix. For posteriors of a diagonal prior prefer
         # lawful.constraints.update.sample_posterior, which draws in O(n k).
         return _sample_dense(self.to_dense(), num_samples, generator)
+
+
+class RankOneDowndate(LowRankCovariance):
+    """``diag(d) + (d g)^T c (d g)``: a diagonal belief's posterior on one constraint row ``g``,
+    as the fused update (:mod:`lawful.native`) leaves it, with ``core`` ``c = -1 / (g D g^T + s)``.
+
+    The update computes the posterior variance in the pass that writes the mean, and the factor
+    ``d g`` (a grid-sized array the variance no longer needs) is formed only where something
+    asks for it, as the eager update forms it: the same covariance, one pass fewer.
+    ``diagonal`` ``(..., n)``, ``row`` ``(..., 1, n)``, ``core`` ``(..., 1, 1)``, ``variance``
+    ``(..., n)``. Built by the update only; the values are not checked.
+    """
+
+    def __init__(self, diagonal: Tensor, row: Tensor, core: Tensor, variance: Tensor) -> None:
+        for name, value in (("diagonal", diagonal), ("core", core)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_row", row)
+        object.__setattr__(self, "_variance", variance)
+
+    @functools.cached_property
+    def factor(self) -> Tensor:  # (..., n, 1)
+        rows_times_cov = self._row * self.diagonal.unsqueeze(-2)  # DiagonalCovariance's product
+        return rows_times_cov.transpose(-1, -2)
+
+    def variance(self) -> Tensor:
+        return self._variance
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from lawful.bench.operators import (
     mixed_precision_step_ratio,
 )
 from lawful.constraints.conservation import LinearConstraint, mass_constraint
-from lawful.constraints.update import condition
+from lawful.constraints.update import condition, fused_update_applies
+from lawful.native import native_status
 
 __all__ = [
     "MEDIAN_SPEEDUP",
@@ -125,7 +126,8 @@ def bench_update_vs_bandwidth(
     """The update of one float32 belief of ``num_points`` values against one elementwise pass.
 
     The floor: ``mean + variance * weights`` reads the three arrays the update must read and
-    writes one. The update reads them again for its two reductions and writes mean and variance.
+    writes one. The fused update (lawful.native) reads them twice, once for its two sums and
+    once to write mean and variance: about 2 passes' time is the least any update can take.
     """
     belief, constraint = float32_mass_problem(num_points, device)
     mean, variance, weights = belief.mean, belief.variance(), constraint.weights[0]
@@ -136,8 +138,14 @@ def bench_update_vs_bandwidth(
 
     ours = median_seconds(update, repeats, device)
     floor = median_seconds(lambda: torch.addcmul(mean, variance, weights), repeats, device)
+    fused = fused_update_applies(belief, constraint)
     return {
-        "name": f"update vs elementwise pass ({num_points:,} float32 points)",
+        "name": (
+            f"update vs elementwise pass ({num_points:,} float32 points, "
+            f"{'fused kernel' if fused else 'eager'})"
+        ),
+        # Which update ran: the fused kernel (lawful.native) where it applies and is built.
+        "update_kernel": native_status() if fused else "eager update",
         "ours_s": ours,
         "baseline_s": floor,
         "ratio": ours / floor,
