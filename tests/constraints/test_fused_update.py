@@ -194,7 +194,11 @@ def test_the_fused_update_refuses_what_the_eager_one_refuses(short_rows_fused):
 
 @pytest.mark.parametrize(
     ("environment", "status"),
-    [({"LAWFUL_NATIVE": "0"}, "off"), ({"CC": "/nonexistent/cc"}, "no C compiler")],
+    [
+        ({"LAWFUL_NATIVE": "0"}, "off"),
+        ({"CC": "/nonexistent/cc"}, "no C compiler"),
+        ({"CC": "false"}, "build failed"),  # a compiler that fails: nothing left behind
+    ],
 )
 def test_without_the_kernel_the_update_is_eager_and_says_so(tmp_path, environment, status):
     script = (

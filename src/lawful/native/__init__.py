@@ -67,25 +67,9 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
     library = _cache_directory() / f"rank_one_update-{key}.so"
     how = f"loaded from {library}"
     if not library.exists():
-        try:
-            library.parent.mkdir(parents=True, exist_ok=True)
-            # Built beside its final name and renamed: processes building at once (torchrun)
-            # never load a half-written file.
-            handle, partial = tempfile.mkstemp(suffix=".so", dir=library.parent)
-            os.close(handle)
-            result = subprocess.run(
-                [compiler, *_FLAGS, str(_SOURCE), "-o", partial],
-                capture_output=True,
-                text=True,
-                timeout=_BUILD_SECONDS,
-            )
-            if result.returncode != 0:
-                os.unlink(partial)
-                first_line = (result.stderr.strip().splitlines() or ["no message"])[0]
-                return None, f"build failed ({compiler}: {first_line}): eager update"
-            os.replace(partial, library)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return None, f"build failed ({error}): eager update"
+        failure = _compile(compiler, library)
+        if failure is not None:
+            return None, f"build failed ({failure}): eager update"
         how = f"built into {library}"
     try:
         loaded = ctypes.CDLL(str(library))
@@ -93,6 +77,34 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
         return None, f"load failed ({error}): eager update"
     _declare(loaded)
     return loaded, how
+
+
+def _compile(compiler: str, library: Path) -> str | None:
+    """Compile the source into ``library``; ``None``, or what went wrong."""
+    try:
+        library.parent.mkdir(parents=True, exist_ok=True)
+        # Built beside its final name and renamed: processes building at once (torchrun)
+        # never load a half-written file, and an interrupted build leaves none.
+        handle, partial = tempfile.mkstemp(suffix=".so.partial", dir=library.parent)
+        os.close(handle)
+    except OSError as error:
+        return str(error)
+    try:
+        result = subprocess.run(
+            [compiler, *_FLAGS, str(_SOURCE), "-o", partial],
+            capture_output=True,
+            text=True,
+            timeout=_BUILD_SECONDS,
+        )
+        if result.returncode != 0:
+            return f"{compiler}: " + (result.stderr.strip().splitlines() or ["no message"])[0]
+        os.replace(partial, library)
+        return None
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
 
 
 def _declare(library: ctypes.CDLL) -> None:
