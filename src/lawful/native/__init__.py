@@ -147,6 +147,14 @@ def _pointer(tensor: Tensor) -> ctypes.c_void_p:
     return ctypes.c_void_p(tensor.data_ptr())
 
 
+def _belief_arguments(mean: Tensor, variance: Tensor, weights: Tensor) -> tuple:
+    """What both passes begin with: the three arrays, rows, points and the weights' row stride
+    (0 where one row of weights serves every row)."""
+    rows, points = mean.shape
+    stride = 0 if weights.shape[0] == 1 else points
+    return _pointer(mean), _pointer(variance), _pointer(weights), rows, points, stride
+
+
 def rank_one_sums(mean: Tensor, variance: Tensor, weights: Tensor) -> Tensor:
     """``(sum_n g_n mu_n, sum_n (g_n d_n) g_n)`` per row, in float64: ``(rows, 2)``.
 
@@ -155,17 +163,9 @@ def rank_one_sums(mean: Tensor, variance: Tensor, weights: Tensor) -> Tensor:
     """
     library = rank_one_update_library()
     assert library is not None, "rank_one_sums needs the native library"
-    rows, points = mean.shape
-    sums = torch.empty(rows, 2, dtype=torch.float64)
+    sums = torch.empty(mean.shape[0], 2, dtype=torch.float64)
     status = getattr(library, f"lawful_rank_one_sums_{_SUFFIX[mean.dtype]}")(
-        _pointer(mean),
-        _pointer(variance),
-        _pointer(weights),
-        rows,
-        points,
-        0 if weights.shape[0] == 1 else points,
-        _pointer(sums),
-        _threads(mean.numel()),
+        *_belief_arguments(mean, variance, weights), _pointer(sums), _threads(mean.numel())
     )
     if status != 0:
         raise MemoryError("the native update could not allocate its partial sums")
@@ -181,16 +181,10 @@ def rank_one_apply(
     """
     library = rank_one_update_library()
     assert library is not None, "rank_one_apply needs the native library"
-    rows, points = mean.shape
     mean_out, variance_out = torch.empty_like(mean), torch.empty_like(variance)
     streaming = 2 * mean.numel() * mean.element_size() > _STREAMING_BYTES
     getattr(library, f"lawful_rank_one_apply_{_SUFFIX[mean.dtype]}")(
-        _pointer(mean),
-        _pointer(variance),
-        _pointer(weights),
-        rows,
-        points,
-        0 if weights.shape[0] == 1 else points,
+        *_belief_arguments(mean, variance, weights),
         _pointer(gain),
         _pointer(shrink),
         _pointer(mean_out),

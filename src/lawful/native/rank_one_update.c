@@ -155,7 +155,7 @@ DEFINE_PASSES(double, f64)
  * bundle libgomp.so.1), this library binds to it and the passes run on PyTorch's threads,
  * which are still spinning from the operation before; threads of our own would have to share
  * the cores with them. Returns 0, or -1 where the partial sums cannot be allocated (nothing
- * written then: the caller falls back to the eager update). */
+ * written then). */
 static int run(void *(*pass)(void *), Range prototype, int64_t rows, int threads,
                double *sums) {
     if (threads < 1) threads = 1;
