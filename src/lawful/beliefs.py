@@ -288,7 +288,8 @@ class RankOneDowndate(LowRankCovariance):
 
     The update computes the posterior variance in the pass that writes the mean, and the factor
     ``d g`` (a grid-sized array the variance no longer needs) is formed only where something
-    asks for it, as the eager update forms it: the same covariance, one pass fewer.
+    asks for it, as the eager update forms it: the same covariance, without the pass that
+    writes the factor.
     ``diagonal`` ``(..., n)``, ``row`` ``(..., 1, n)``, ``core`` ``(..., 1, 1)``, ``variance``
     ``(..., n)``. Built by the update only; the values are not checked.
     """
