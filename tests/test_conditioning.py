@@ -8,6 +8,8 @@ import pytest
 import torch
 
 import lawful
+import lawful.constraints.update as update
+import lawful.native as native
 from lawful.cli import main
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet, boundary_constraint
 from lawful.models.ensemble import ensemble_belief
@@ -88,6 +90,40 @@ def test_diagonal_hdf5_on_a_non_uniform_grid(tmp_path, capsys):
     )
     np.testing.assert_allclose(posterior["mean"], direct.mean.numpy(), rtol=0, atol=1e-13)
     np.testing.assert_allclose(posterior["variance"], direct.variance().numpy(), atol=1e-15)
+
+
+@pytest.mark.skipif(
+    native.rank_one_update_library() is None, reason=f"no fused kernel: {native.native_status()}"
+)
+def test_long_rows_go_through_the_fused_kernel_and_still_conserve(tmp_path, capsys, monkeypatch):
+    points = update.FUSED_MIN_POINTS + 3
+    grid = np.linspace(0.0, 1.0, points) ** 1.5
+    rng = np.random.default_rng(2)
+    mean = np.exp(-4 * grid) + 0.1 * rng.standard_normal((2, points))  # (S, X)
+    variance = 0.01 + 0.05 * rng.random((2, points))
+    mass = np.array([0.3, 0.7])
+    fused_calls = []
+    fused = update._condition_fused
+    monkeypatch.setattr(
+        update, "_condition_fused", lambda *args: fused_calls.append(1) or fused(*args)
+    )
+    prediction = write(
+        tmp_path / "pred.npz", {"mean": mean, "variance": variance, "grid": grid, "mass": mass}
+    )
+    posterior = condition_files(capsys, prediction, tmp_path / "post.npz")
+
+    assert fused_calls == [1]
+    scale = np.abs(mass).max()
+    assert np.abs(posterior["ce"]).max() <= 1e-12 * scale
+    recomputed = trapezoid_mass(posterior["mean"], grid) - mass
+    assert np.abs(recomputed).max() <= 1e-12 * scale
+    monkeypatch.setattr(update, "FUSED_MIN_POINTS", 2**62)  # the eager update, for comparison
+    eager = lawful.condition(
+        lawful.GaussianBelief.diagonal(torch.from_numpy(mean), torch.from_numpy(variance)),
+        lawful.mass_constraint(torch.from_numpy(grid), torch.from_numpy(mass)),
+    )
+    np.testing.assert_allclose(posterior["mean"], eager.mean.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(posterior["variance"], eager.variance().numpy(), atol=1e-14)
 
 
 def test_ensemble_npz_with_noise_and_mass_from_npy(tmp_path, capsys):
