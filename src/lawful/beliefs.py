@@ -209,9 +209,12 @@ class LowRankCovariance(Covariance):
     def _batch_shapes(self) -> dict[str, torch.Size]:
         return {
             "variance batch": self.diagonal.shape[:-1],
-            "factor batch": self.factor.shape[:-2],
+            "factor batch": self._factor_batch_shape(),
             "core batch": self.core.shape[:-2],
         }
+
+    def _factor_batch_shape(self) -> torch.Size:
+        return self.factor.shape[:-2]
 
     @property
     def dtype(self) -> torch.dtype:
@@ -304,6 +307,14 @@ class RankOneDowndate(LowRankCovariance):
     def factor(self) -> Tensor:  # (..., n, 1)
         rows_times_cov = self._row * self.diagonal.unsqueeze(-2)  # DiagonalCovariance's product
         return rows_times_cov.transpose(-1, -2)
+
+    @property
+    def rank(self) -> int:
+        return 1
+
+    def _factor_batch_shape(self) -> torch.Size:
+        # That of d g, read off its operands: forming the factor is a pass over the grid.
+        return torch.broadcast_shapes(self._row.shape[:-2], self.diagonal.shape[:-1])
 
     def variance(self) -> Tensor:
         return self._variance

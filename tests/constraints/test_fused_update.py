@@ -179,6 +179,17 @@ def test_a_fused_posterior_conditions_again_as_an_eager_one(short_rows_fused):
 
 
 @needs_kernel
+def test_a_fused_posterior_forms_its_factor_only_when_asked(short_rows_fused):
+    belief, constraint = _problem((3,), 40, torch.float64, per_row_weights=True)
+    posterior = condition(belief, constraint)
+    assert posterior.batch_shape == (3,) and posterior.covariance.rank == 1
+    posterior.variance()
+    assert "factor" not in vars(posterior.covariance)  # no pass over the grid for these
+    assert posterior.covariance.factor.shape == (3, 40, 1)
+    assert posterior.covariance.batch_shape == (3,)
+
+
+@needs_kernel
 def test_the_fused_update_refuses_what_the_eager_one_refuses(short_rows_fused):
     # No variance where the row has weight and a mass defect: the same ConstraintError.
     mean = torch.zeros(2, 30, dtype=torch.float64)
