@@ -40,7 +40,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lawful.beliefs import DiagonalCovariance, GaussianBelief, RankOneDowndate
+from lawful.beliefs import DiagonalCovariance, GaussianBelief, RankOneDowndate, _builds_graph
 from lawful.constraints._checks import (
     as_floating,
     check_broadcast,
@@ -71,6 +71,7 @@ class ConstraintError(ValueError):
 
 def condition(belief: GaussianBelief, constraint: LinearConstraint) -> GaussianBelief:
     """The posterior of ``belief`` given ``constraint`` (ProbConserv)."""
+    check_compatible(belief, constraint)
     if fused_update_applies(belief, constraint):
         return _condition_fused(belief, constraint)
     weights, rows_times_cov, gram = _gain_terms(belief, constraint)
@@ -97,10 +98,10 @@ FUSED_MIN_POINTS = 2**16
 
 
 def fused_update_applies(belief: GaussianBelief, constraint: LinearConstraint) -> bool:
-    """Whether :func:`condition` takes the fused kernel (:func:`_condition_fused`): one row on
-    a diagonal CPU belief, long rows, contiguous arrays of one float dtype, a posterior of the
-    mean's batch shape, no autograd (the kernel has no backward) and a built kernel."""
-    check_compatible(belief, constraint)
+    """Whether :func:`condition` takes the fused kernel (:func:`_condition_fused`) for a pair
+    :func:`check_compatible` has passed: one row on a diagonal CPU belief, long rows, contiguous
+    arrays of one float dtype, a posterior of the mean's batch shape, no autograd (the kernel
+    has no backward) and a built kernel."""
     covariance, mean = belief.covariance, belief.mean
     if type(covariance) is not DiagonalCovariance or constraint.num_rows != 1:
         return False
@@ -116,11 +117,9 @@ def fused_update_applies(belief: GaussianBelief, constraint: LinearConstraint) -
         return False
     if torch.broadcast_shapes(belief.batch_shape, constraint.batch_shape) != belief.batch_shape:
         return False
-    tensors = (mean, covariance.diagonal, constraint.weights, constraint.values)
     noise = constraint.noise_variance
-    if torch.is_grad_enabled() and any(
-        t.requires_grad for t in (*tensors, *([noise] if isinstance(noise, Tensor) else []))
-    ):
+    noise = (noise,) if isinstance(noise, Tensor) else ()
+    if _builds_graph(mean, covariance.diagonal, constraint.weights, constraint.values, *noise):
         return False
     return rank_one_update_library() is not None
 
@@ -183,6 +182,7 @@ def sample_posterior(
     result has exactly the posterior's distribution, and for a diagonal prior it costs O(n k)
     per draw instead of a square root of the (singular) posterior covariance.
     """
+    check_compatible(prior, constraint)
     weights, rows_times_cov, gram = _gain_terms(prior, constraint)
     draws = prior.sample(num_samples, generator)  # (samples, ..., n)
     residual = constraint.residual(draws)  # (samples, ..., k)
@@ -282,8 +282,8 @@ def _gain_terms(
     belief: GaussianBelief, constraint: LinearConstraint
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``G`` in the belief's dtype ``(..., k, n)``, ``G Sigma`` ``(..., k, n)`` and
-    ``G Sigma G^T`` ``(..., k, k)``: what conditioning and posterior sampling both start from."""
-    check_compatible(belief, constraint)
+    ``G Sigma G^T`` ``(..., k, k)``: what conditioning and posterior sampling both start from,
+    for a pair :func:`check_compatible` has passed."""
     weights = constraint.weights.to(belief.mean.dtype)
     rows_times_cov = belief.covariance.left_multiply(weights)
     gram = torch.einsum("...kn,...jn->...kj", rows_times_cov, weights)
