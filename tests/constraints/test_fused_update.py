@@ -190,6 +190,13 @@ def test_a_fused_posterior_forms_its_factor_only_when_asked(short_rows_fused):
 
 
 @needs_kernel
+def test_the_kernels_refuse_an_array_they_would_misread():
+    mean = torch.zeros(4, 6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="contiguous CPU arrays"):
+        native.rank_one_sums(mean.mT.contiguous().mT, mean, mean[:1])
+
+
+@needs_kernel
 def test_the_fused_update_refuses_what_the_eager_one_refuses(short_rows_fused):
     # No variance where the row has weight and a mass defect: the same ConstraintError.
     mean = torch.zeros(2, 30, dtype=torch.float64)

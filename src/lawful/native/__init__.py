@@ -144,6 +144,12 @@ def _threads(values: int) -> int:
 
 
 def _pointer(tensor: Tensor) -> ctypes.c_void_p:
+    """The address of ``tensor``'s first value; the kernels read it as one dense CPU array."""
+    if tensor.device.type != "cpu" or not tensor.is_contiguous():
+        raise ValueError(
+            f"the native kernels read contiguous CPU arrays, got a {tensor.device.type} tensor "
+            f"with strides {tensor.stride()}"
+        )
     return ctypes.c_void_p(tensor.data_ptr())
 
 

@@ -26,7 +26,6 @@
 #include <emmintrin.h>
 #endif
 
-#define MAX_THREADS 256
 /* Independent partial sums per quantity in pass 1: enough to hide the latency of the adds. */
 #define ACCUMULATORS 32
 
@@ -87,8 +86,7 @@ typedef struct {
 
 /* One function per dtype and pass, from one body each. */
 #define DEFINE_PASSES(T, SUFFIX)                                                              \
-    VECTORISED static void *sums_##SUFFIX(void *arg) {                                         \
-        Range *work = (Range *)arg;                                                            \
+    VECTORISED static void sums_##SUFFIX(const Range *work) {                                  \
         const T *mean = work->mean, *variance = work->variance, *weights = work->weights;      \
         for (int64_t i = work->begin; i < work->end;) {                                        \
             int64_t row = i / work->points, start = i - row * work->points;                    \
@@ -115,7 +113,6 @@ typedef struct {
             work->sums[2 * row + 1] += spread[0];                                              \
             i += stop - start;                                                                 \
         }                                                                                      \
-        return NULL;                                                                           \
     }                                                                                          \
                                                                                                \
     static inline void apply_one_##SUFFIX(const T *m, const T *d, const T *g, T gain,          \
@@ -126,8 +123,7 @@ typedef struct {
         d_out[n] = spread < 0 ? 0 : spread; /* NaN stays NaN, as in clamp_min */              \
     }                                                                                          \
                                                                                                \
-    static void *apply_##SUFFIX(void *arg) {                                                   \
-        Range *work = (Range *)arg;                                                            \
+    static void apply_##SUFFIX(const Range *work) {                                            \
         const T *mean = work->mean, *variance = work->variance, *weights = work->weights;      \
         for (int64_t i = work->end; i > work->begin;) {                                        \
             int64_t row = (i - 1) / work->points, row_start = row * work->points;              \
@@ -144,7 +140,6 @@ typedef struct {
             i = row_start + lo;                                                                \
         }                                                                                      \
         if (work->streaming) STORE_FENCE(); /* this thread's streamed stores, before the join */ \
-        return NULL;                                                                           \
     }
 
 DEFINE_PASSES(float, f32)
@@ -156,10 +151,9 @@ DEFINE_PASSES(double, f64)
  * which are still spinning from the operation before; threads of our own would have to share
  * the cores with them. Returns 0, or -1 where the partial sums cannot be allocated (nothing
  * written then). */
-static int run(void *(*pass)(void *), Range prototype, int64_t rows, int threads,
+static int run(void (*pass)(const Range *), Range prototype, int64_t rows, int threads,
                double *sums) {
     if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
     int64_t total = rows * prototype.points;
     double *partial = NULL;
     if (sums != NULL) {
