@@ -426,15 +426,20 @@ class _FrequencyAxis:
     def place(self, spectrum: Tensor, dim: int) -> Tensor:
         """The spectrum on all ``n`` frequencies of a full axis: ``F -> n`` at ``dim``;
         coinciding frequencies (``+n/2`` and ``-n/2``) add."""
-        positions = (self.frequencies % self.n).to(spectrum.device)  # (F,)
         runs, meeting = self.runs
+        positions = self.positions.to(spectrum.device)
         return _Placement.apply(spectrum, dim, self.n, positions, runs, meeting)
 
     @cached_property
+    def positions(self) -> Tensor:
+        """Where the frequencies sit among the ``n`` of a full axis: ``(F,)``."""
+        return self.frequencies % self.n
+
+    @cached_property
     def runs(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
-        """:func:`_runs` of the frequencies' positions, found once per axis (on the CPU, so
-        placing a spectrum on a GPU waits for nothing)."""
-        return _runs((self.frequencies % self.n).tolist())
+        """:func:`_runs` of :attr:`positions`, found once per axis (on the CPU, so placing a
+        spectrum on a GPU waits for nothing)."""
+        return _runs(self.positions.tolist())
 
     def synthesis(self, points: Tensor, like: Tensor) -> Tensor:
         """``(F, P)`` complex weights of the inverse transform at ``points``: on a full axis the
@@ -443,7 +448,7 @@ class _FrequencyAxis:
         Nyquist frequencies). Made by transforming unit coefficients, so they are the FFT's."""
         count = self.n // 2 + 1 if self.halved else self.n
         units = torch.zeros(len(self.frequencies), count, dtype=_complex_dtype(like.dtype))
-        units[torch.arange(len(self.frequencies)), self.frequencies % self.n] = 1
+        units[torch.arange(len(self.frequencies)), self.positions] = 1
         units = units.to(like.device)
         if not self.halved:
             return torch.fft.ifft(units)[:, points]  # (F, P)
