@@ -29,6 +29,17 @@ def short_rows_fused(monkeypatch):
     monkeypatch.setattr(update, "FUSED_MIN_POINTS", 1)
 
 
+@pytest.fixture
+def three_threads(monkeypatch):
+    """Three threads on however few values, so that the ranges split rows mid-way (a thread
+    per 2**15 values would leave these small cases on one)."""
+    monkeypatch.setattr(native, "_VALUES_PER_THREAD", 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _eager(belief: GaussianBelief, constraint: LinearConstraint) -> GaussianBelief:
     """``condition`` with the fused path switched off."""
     saved = update.FUSED_MIN_POINTS
@@ -57,7 +68,7 @@ def _problem(batch, n, dtype, per_row_weights=False, noise=0.0, seed=0):
     [((), 1, False, 0.0), ((), 37, False, 0.0), ((5,), 101, True, 0.0), ((2, 3), 64, False, 0.3)],
 )
 def test_fused_update_is_the_eager_update_to_rounding(
-    short_rows_fused, dtype, batch, n, per_row_weights, noise
+    short_rows_fused, three_threads, dtype, batch, n, per_row_weights, noise
 ):
     belief, constraint = _problem(batch, n, dtype, per_row_weights, noise)
     fused, eager = condition(belief, constraint), _eager(belief, constraint)
@@ -84,7 +95,9 @@ def test_fused_update_is_the_eager_update_to_rounding(
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("offset", [0, 1, 3])
-def test_the_fused_pass_is_its_formula_to_the_bit(monkeypatch, dtype, streaming, offset):
+def test_the_fused_pass_is_its_formula_to_the_bit(
+    monkeypatch, three_threads, dtype, streaming, offset
+):
     # Odd lengths and starts off the 16-byte grid exercise the scalar head and tail around the
     # streamed vectors; two rows of different gains check that each row takes its own.
     monkeypatch.setattr(native, "_STREAMING_BYTES", 0 if streaming else 2**62)
@@ -106,7 +119,7 @@ def test_the_fused_pass_is_its_formula_to_the_bit(monkeypatch, dtype, streaming,
 
 @needs_kernel
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_the_fused_sums_are_float64_sums_and_repeat_exactly(dtype):
+def test_the_fused_sums_are_float64_sums_and_repeat_exactly(monkeypatch, dtype):
     generator = torch.Generator().manual_seed(2)
     mean = torch.randn(3, 5000, generator=generator, dtype=dtype)
     variance = torch.rand(3, 5000, generator=generator, dtype=dtype)
@@ -117,14 +130,15 @@ def test_the_fused_sums_are_float64_sums_and_repeat_exactly(dtype):
     exact = terms.sum(-2)  # float64 sums of 5000 terms: exact to ~1e-13 relative
     torch.testing.assert_close(sums, exact, rtol=1e-12, atol=1e-12)
     assert torch.equal(native.rank_one_sums(mean, variance, weights), sums)
+    # Two threads split the 15,000 values mid-row 1; each adds its part of that row.
+    monkeypatch.setattr(native, "_VALUES_PER_THREAD", 1)
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(3)  # rows split across threads mid-row
-        torch.testing.assert_close(
-            native.rank_one_sums(mean, variance, weights), exact, rtol=1e-12, atol=1e-12
-        )
+        torch.set_num_threads(2)
+        split = native.rank_one_sums(mean, variance, weights)
     finally:
         torch.set_num_threads(threads)
+    torch.testing.assert_close(split, exact, rtol=1e-12, atol=1e-12)
 
 
 @needs_kernel
