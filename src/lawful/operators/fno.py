@@ -428,6 +428,15 @@ class FourierNeuralOperator(nn.Module):
     def lift(self, x: Tensor) -> Tensor:
         """``(batch, in_channels, *spatial) -> (batch, width, *padded spatial)``, after
         :meth:`_check_input`."""
+        v = pointwise(self.lifting, self.lifting_input(x))  # (batch, width, *spatial)
+        if not self.padding:  # F.pad would copy even when it pads nothing
+            return v
+        return F.pad(v, (0, self.padding))  # (batch, width, ..., last + padding)
+
+    def lifting_input(self, x: Tensor) -> Tensor:
+        """What the lifting maps pointwise, after :meth:`_check_input`: ``x`` and the grid's
+        coordinates, ``(batch, in_channels, *spatial) -> (batch, in_channels + ndim,
+        *spatial)``."""
         self._check_input(x)
         axes = [
             torch.linspace(low, high, n, dtype=x.dtype, device=x.device)
@@ -435,10 +444,7 @@ class FourierNeuralOperator(nn.Module):
         ]
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij"))  # (ndim, *spatial)
         grid = grid.expand(x.shape[0], *grid.shape)  # (batch, ndim, *spatial)
-        v = pointwise(self.lifting, torch.cat([x, grid], dim=1))  # (batch, width, *spatial)
-        if not self.padding:  # F.pad would copy even when it pads nothing
-            return v
-        return F.pad(v, (0, self.padding))  # (batch, width, ..., last + padding)
+        return torch.cat([x, grid], dim=1)
 
     def project(self, v: Tensor) -> Tensor:
         """``(batch, width, *padded spatial) -> (batch, out_channels, *spatial)``."""
