@@ -93,7 +93,7 @@ def test_diagonal_hdf5_on_a_non_uniform_grid(tmp_path, capsys):
 
 
 @pytest.mark.skipif(
-    native.rank_one_update_library() is None, reason=f"no fused kernel: {native.native_status()}"
+    native.native_library() is None, reason=f"no fused kernel: {native.native_status()}"
 )
 def test_long_rows_go_through_the_fused_kernel_and_still_conserve(tmp_path, capsys, monkeypatch):
     points = update.FUSED_MIN_POINTS + 3

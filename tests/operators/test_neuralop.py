@@ -131,9 +131,11 @@ def test_one_block_fno_equals_lawfuls_boon():
     )
     with torch.no_grad():
         torch.testing.assert_close(theirs(x), ours(x), rtol=0, atol=1e-6)
-        torch.testing.assert_close(mine(x), lawfuls(x), rtol=0, atol=1e-5)
+        # float32 round-off of two orders of the same sums (lawful's correction may run
+        # natively), relative to hidden values up to ~15
+        torch.testing.assert_close(mine(x), lawfuls(x), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(
-            mine.hidden_states(x)[0], lawfuls.hidden_states(x)[0], rtol=0, atol=1e-5
+            mine.hidden_states(x)[0], lawfuls.hidden_states(x)[0], rtol=1e-5, atol=1e-5
         )
         # Not the overwrite baseline: BOON moves the interior.
         overwritten = apply_boundary_conditions(theirs(x), conditions, 1 / (n - 1))

@@ -53,7 +53,7 @@ from lawful.constraints._checks import (
     rounding_tolerance,
 )
 from lawful.constraints.conservation import LinearConstraint
-from lawful.native import rank_one_apply, rank_one_sums, rank_one_update_library
+from lawful.native import native_library, rank_one_apply, rank_one_sums
 
 __all__ = [
     "ConstraintError",
@@ -121,7 +121,7 @@ def fused_update_applies(belief: GaussianBelief, constraint: LinearConstraint) -
     noise = (noise,) if isinstance(noise, Tensor) else ()
     if _builds_graph(mean, covariance.diagonal, constraint.weights, constraint.values, *noise):
         return False
-    return rank_one_update_library() is not None
+    return native_library() is not None
 
 
 def _condition_fused(belief: GaussianBelief, constraint: LinearConstraint) -> GaussianBelief:

@@ -83,11 +83,12 @@ so there the correction costs relatively more.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,13 @@ from lawful.constraints.boundary import (
     boundary_equations,
 )
 from lawful.constraints.walls import X_DIM, Y_DIM, WallLine, Walls, apply_walls, wall_equations
+from lawful.native import (
+    EndConstants,
+    EndGrid,
+    end_correction_backward,
+    end_correction_forward,
+    native_library,
+)
 from lawful.operators.fno import (
     FNO1d,
     FNO2d,
@@ -162,42 +170,96 @@ def _determinant(matrix: Tensor) -> Tensor:
     return a * d - b * c
 
 
-class _EndSystem:
-    """The two boundary equations as rows acting on the entries near the ends of axis ``dim``.
+def _without_data(conditions: BoundaryConditions) -> BoundaryConditions:
+    """The same kinds of condition with zero boundary data: all that the equations' rows and
+    the exact ends' linear part depend on (and, with float data, hashable)."""
+    return conditions if conditions.is_periodic else conditions.with_values(0.0, 0.0)
 
-    Only the first and last ``reach`` entries enter the equations, so the 2 x 2 solves work on
-    those ``positions`` alone (all of the axis when it is that short): small near-end slices
-    ``(..., P, ...)`` instead of full fields, so autograd moves small gradients.
-    """
+
+class _EndGrid:
+    """What the two end equations are on ``n`` points spaced ``spacing``, whatever the data:
+    the part of :class:`_EndSystem` every forward pass shares, built once (:func:`_end_grid`)."""
 
     def __init__(
-        self, conditions: BoundaryConditions, spacing: float, n: int, dim: int, like: Tensor
+        self,
+        kinds: BoundaryConditions,
+        spacing: float,
+        n: int,
+        dtype: torch.dtype,
+        device: torch.device,
     ) -> None:
-        self.conditions, self.spacing, self.dim = conditions, spacing, dim
-        self.equations = boundary_equations(conditions, spacing)
-        positions = _near_both_ends(self.equations, n)
-        self.positions = positions.to(like.device)  # (P,)
+        like = torch.empty((), dtype=dtype, device=device)
+        self.n = n
+        equations = boundary_equations(kinds, spacing)
+        positions = _near_both_ends(equations, n)
+        self.positions = positions.to(device)  # (P,)
         count = len(positions)
         # (equation, P): l(u) = rows @ u_near
-        self.rows = torch.stack([equation.row(count, like) for equation in self.equations])
+        self.rows = torch.stack([equation.row(count, like) for equation in equations])
         self.impulses = like.new_zeros(2, count)  # (end, P): 1 at index 0, resp. at index N
         self.impulses[0, 0] = self.impulses[1, -1] = 1
         self.impulse_matrix = self.rows @ self.impulses.T  # (equation, end)
         self.impulse_determinant = _determinant(self.impulse_matrix)  # ()
         self.adjugate_signs = like.new_tensor([[1.0, -1.0], [-1.0, 1.0]])
-        # The data once per forward pass, not once per layer: a residual is l(0) - l(u), where a
-        # keep-current equation (target None) has residual 0 and so reads nothing (zero row).
+        # A keep-current equation (target None) has residual 0 and so reads nothing (zero row).
+        read = like.new_tensor([eq.target is not None for eq in equations])  # (equation,)
+        self.residual_rows = self.rows * read.unsqueeze(-1)  # (equation, P)
+        self.ends = torch.tensor([0, n - 1], device=device)  # (2,) in the field
+        self.ends_near = torch.tensor([0, count - 1], device=device)  # (2,) in the slice
+        # apply_boundary_conditions on a 1-D near-end slice is affine in it: its end entries are
+        # end_rows @ a + (the data's part, per batch); the unit vectors under zero data give
+        # the rows.
+        probes = torch.eye(count, dtype=dtype, device=device).unsqueeze(1)  # (P, 1, P)
+        along_probes = dataclasses.replace(kinds, axis=-1)
+        exact = apply_boundary_conditions(probes, along_probes, spacing)[:, 0]  # (probe, P)
+        self.end_rows = exact.index_select(1, self.ends_near).T  # (end, P)
+
+
+@lru_cache(maxsize=32)
+def _end_grid(
+    kinds: BoundaryConditions, spacing: float, n: int, dtype: torch.dtype, device: torch.device
+) -> _EndGrid:
+    return _EndGrid(kinds, spacing, n, dtype, device)
+
+
+class _EndSystem:
+    """The two boundary equations as rows acting on the entries near the ends of axis ``dim``.
+
+    Only the first and last ``reach`` entries enter the equations, so the 2 x 2 solves work on
+    those ``positions`` alone (all of the axis when it is that short): small near-end slices
+    ``(..., P, ...)`` instead of full fields, so autograd moves small gradients. The rows and
+    positions are the grid's (:class:`_EndGrid`, shared); the targets are this batch's data.
+    """
+
+    def __init__(
+        self, conditions: BoundaryConditions, spacing: float, n: int, dim: int, like: Tensor
+    ) -> None:
+        self.conditions, self.spacing, self.dim, self.n = conditions, spacing, dim, n
+        grid = _end_grid(_without_data(conditions), spacing, n, like.dtype, like.device)
+        self.grid, self.positions = grid, grid.positions
+        self.ends, self.ends_near = grid.ends, grid.ends_near
+        self.rows, self.residual_rows, self.impulses = grid.rows, grid.residual_rows, grid.impulses
+        self.impulse_matrix = grid.impulse_matrix
+        self.impulse_determinant, self.adjugate_signs = (
+            grid.impulse_determinant,
+            grid.adjugate_signs,
+        )
+        # The data once per forward pass, not once per layer: a residual is l(0) - l(u).
+        count = len(self.positions)
         zero_shape = [*like.shape[:dim], count, *like.shape[dim + 1 :]]
         zero_shape[1] = 1  # the data are the same in every channel
         zero_field = like.new_zeros(()).expand(zero_shape)  # (batch, 1, ..., P, ...)
+        equations = boundary_equations(conditions, spacing)
         self.targets = torch.stack(
-            torch.broadcast_tensors(*(eq.residual(zero_field, dim) for eq in self.equations)), -1
+            torch.broadcast_tensors(*(eq.residual(zero_field, dim) for eq in equations)), -1
         )  # (batch, 1, *other, 2) or (2,)
-        read = like.new_tensor([eq.target is not None for eq in self.equations])  # (equation,)
-        self.residual_rows = self.rows * read.unsqueeze(-1)  # (equation, P)
-        self.n = n
-        self.ends = torch.tensor([0, n - 1], device=like.device)  # (2,) in the field
-        self.ends_near = torch.tensor([0, count - 1], device=like.device)  # (2,) in the slice
+
+    def exact_end_values(self, batch: int) -> Tensor:
+        """The data's part of the exact end entries of a 1-D near-end slice (the linear part is
+        ``grid.end_rows``): ``(batch, 2)``, from a zero slice under the data."""
+        zero = self.rows.new_zeros(batch, 1, len(self.positions))
+        values = apply_boundary_conditions(zero, self.conditions, self.spacing)[:, 0]
+        return values.index_select(1, self.ends_near)  # (batch, 2)
 
     def gather(self, field: Tensor) -> Tensor:
         """``field`` at the positions near the ends: ``(..., n, ...) -> (..., P, ...)`` on dim."""
@@ -267,7 +329,7 @@ def correct_boundary(
     clamp ``|p| >= tol`` would bound the correction too but no longer hit the boundary data).
     """
     dim = conditions.dim(output.ndim)
-    system = _EndSystem(conditions, spacing, output.shape[dim], dim, output)
+    system = _end_system(conditions, spacing, output.shape[dim], dim, output)
     responses = responses / _response_scale(responses, dim)
     multiples, use_impulse = system.multiples(
         system.gather(output), system.gather(responses), pivot_tolerance
@@ -287,26 +349,109 @@ def _extend_over_padding(value: BoundaryValue, padding: int) -> BoundaryValue:
     return torch.cat([value, value[..., -1:].expand(*value.shape[:-1], padding)], dim=-1)
 
 
-class _EndSpectra:
-    """What a 1-D layer keeping ``modes`` modes needs about the ends of the grid of ``system``.
+def _constant_data(conditions: BoundaryConditions) -> bool:
+    """Whether the boundary data are plain numbers, not per-sample tensors: then all the end
+    corrections read about them is the same for every batch of one shape (and cached)."""
+    ends = (conditions.left, conditions.right)
+    return all(isinstance(getattr(end, "value", 0.0), (int, float)) for end in ends)
+
+
+def _end_system(
+    conditions: BoundaryConditions, spacing: float, n: int, dim: int, like: Tensor
+) -> _EndSystem:
+    """:class:`_EndSystem` of ``like``'s batch, shared by every forward pass of that shape where
+    the data are numbers (:func:`_constant_data`)."""
+    if not _constant_data(conditions):
+        return _EndSystem(conditions, spacing, n, dim, like)
+    shape = (*like.shape[:dim], *like.shape[dim + 1 :])  # what the targets' shape depends on
+    return _shared_end_system(conditions, spacing, n, dim, shape, like.dtype, like.device)
+
+
+@lru_cache(maxsize=32)
+def _shared_end_system(
+    conditions: BoundaryConditions,
+    spacing: float,
+    n: int,
+    dim: int,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> _EndSystem:
+    like = torch.empty(()).to(dtype=dtype, device=device).expand(*shape[:dim], n, *shape[dim:])
+    return _EndSystem(conditions, spacing, n, dim, like)
+
+
+def _end_spectra(modes: int, system: _EndSystem, like: Tensor) -> _EndSpectra:
+    """:class:`_EndSpectra` of ``system`` for ``like``'s batch, shared by every forward pass
+    that has numbers for data and takes the same (native or eager) correction."""
+    native = _native_end_correction_applies(system, like)
+    if not _constant_data(system.conditions):
+        return _EndSpectra(modes, system, like.shape[0], native)
+    return _shared_end_spectra(modes, system, like.shape[0], native)
+
+
+@lru_cache(maxsize=32)
+def _shared_end_spectra(modes: int, system: _EndSystem, batch: int, native: bool) -> _EndSpectra:
+    return _EndSpectra(modes, system, batch, native)
+
+
+class _EndWaves:
+    """What a 1-D layer keeping ``modes`` modes needs about the ends of ``grid``, whatever the
+    data: built once (:func:`_end_waves`) and shared by every forward pass.
 
     ``impulses (2, modes)``: the kept Fourier coefficients of the unit impulses ``e_0, e_N``, so a
     response's spectrum is a product, not a spectral convolution of probes.
     ``waves (modes * 2, x)``: ``irfft`` of a unit real or imaginary coefficient on each kept mode,
     so ``irfft`` of a few spectra is one small matmul; ``synthesis (modes * 2, P)``: the same near
-    the ends, so ``irfft(X)`` there is an O(modes) sum.
+    the ends, so ``irfft(X)`` there is an O(modes) sum. ``native``: the same, held for the
+    native end correction (:class:`~lawful.native.EndGrid`).
     """
 
-    def __init__(self, modes: int, system: _EndSystem, like: Tensor) -> None:
-        impulses = like.new_zeros(2, system.n)  # (end, x)
+    def __init__(self, modes: int, grid: _EndGrid) -> None:
+        like = grid.rows
+        impulses = like.new_zeros(2, grid.n)  # (end, x)
         impulses[0, 0] = impulses[1, -1] = 1
         self.end_impulses = impulses.unsqueeze(1)  # (end, 1, x)
         self.impulses = torch.fft.rfft(impulses)[:, :modes]  # (end, modes)
         eye = torch.eye(modes, dtype=like.dtype, device=like.device)  # (modes, modes)
         units = torch.stack([torch.complex(eye, 0 * eye), torch.complex(0 * eye, eye)])
-        waves = torch.fft.irfft(units, n=system.n).transpose(0, 1)  # (modes, 2, x)
+        waves = torch.fft.irfft(units, n=grid.n).transpose(0, 1)  # (modes, 2, x)
         self.waves = waves.flatten(0, 1)  # (modes * 2, x): irfft as a matmul on view_as_real
-        self.synthesis = system.gather(waves).flatten(0, 1)  # (modes * 2, P)
+        self.synthesis = waves.index_select(-1, grid.positions).flatten(0, 1)  # (modes * 2, P)
+        self.grid = grid
+
+    @cached_property
+    def native(self) -> EndGrid:
+        grid = self.grid
+        return EndGrid(
+            self.synthesis,
+            self.impulses,
+            grid.rows,
+            grid.residual_rows,
+            grid.impulses,
+            grid.end_rows,
+        )
+
+
+@lru_cache(maxsize=32)
+def _end_waves(modes: int, grid: _EndGrid) -> _EndWaves:
+    return _EndWaves(modes, grid)
+
+
+class _EndSpectra:
+    """:class:`_EndWaves` of ``system``'s grid for a batch, and with ``native`` (where the native
+    end correction applies, :func:`_native_end_correction_applies`) its constants with the
+    batch's data (``native``; else ``None``)."""
+
+    def __init__(self, modes: int, system: _EndSystem, batch: int, native: bool) -> None:
+        waves = _end_waves(modes, system.grid)
+        self.end_impulses, self.impulses = waves.end_impulses, waves.impulses
+        self.waves, self.synthesis = waves.waves, waves.synthesis
+        self.native = (
+            EndConstants(waves.native, system.targets, system.exact_end_values(batch))
+            if native
+            else None
+        )
 
     def near_ends(self, spectrum: Tensor) -> Tensor:
         """``irfft(spectrum)`` near the ends: ``(lead, channels, modes) -> (lead, channels, P)``.
@@ -314,6 +459,79 @@ class _EndSpectra:
         One matmul on the (real, imaginary) pairs as they lie: an einsum over the pair axis and
         the modes would permute and reshape its operands first (a dozen dispatches per call)."""
         return torch.view_as_real(spectrum).flatten(-2) @ self.synthesis
+
+
+def _native_end_correction_applies(system: _EndSystem, like: Tensor) -> bool:
+    """Whether a forward pass takes the end correction of end_correction.c
+    (:class:`_NativeEndCorrection`): CPU float32 or float64 layers outside autocast (whose
+    products run in a lower precision the kernel does not), boundary data that needs no
+    gradient (the kernel gives none), and a built kernel."""
+    if like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64):
+        return False
+    if torch.is_autocast_enabled("cpu") or system.targets.requires_grad:
+        return False
+    return native_library() is not None
+
+
+class _NativeEndCorrection(torch.autograd.Function):
+    """A 1-D layer's correction near the ends in one native call each way
+    (lawful.native.end_correction_forward and _backward): what the eager form computes
+    (:meth:`BoundaryCorrectedFNO._end_correction`, then the activation and the exact ends), to
+    rounding, and its gradients. Returns the layer's corrected spectrum (its kept spectrum plus
+    the correction's) and the next layer's input near the ends.
+
+    Eager, that is some ninety operations on arrays of a few thousand values and their backward
+    twice as many, each costing more to dispatch than to compute. The kernel has no backward of
+    its own backward: a second derivative through it raises.
+    """
+
+    @staticmethod
+    def forward(
+        ctx,
+        mixed: Tensor,
+        v_near: Tensor,
+        spectral_weight: Tensor,
+        pointwise_weight: Tensor,
+        pointwise_bias: Tensor,
+        constants: EndConstants,
+        gelu: bool,
+        pivot_tolerance: float,
+    ) -> tuple[Tensor, Tensor]:
+        v_near, pointwise_weight = v_near.contiguous(), pointwise_weight.contiguous()
+        spectrum, next_near, state = end_correction_forward(
+            constants,
+            mixed,
+            v_near,
+            spectral_weight.contiguous(),
+            pointwise_weight,
+            pointwise_bias.contiguous(),
+            gelu,
+            pivot_tolerance,
+        )
+        ctx.constants, ctx.gelu = constants, gelu
+        ctx.save_for_backward(v_near, pointwise_weight, state)
+        return spectrum, next_near  # (batch, width, modes), (batch, width, P)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, spectrum_grad: Tensor, near_grad: Tensor) -> tuple:
+        v_near, pointwise_weight, state = ctx.saved_tensors
+        gradients = end_correction_backward(
+            ctx.constants,
+            state,
+            v_near,
+            pointwise_weight,
+            spectrum_grad,
+            near_grad.contiguous(),
+            ctx.gelu,
+        )
+        needed = ctx.needs_input_grad[:5]
+        return (
+            *(grad if need else None for grad, need in zip(gradients, needed, strict=True)),
+            None,
+            None,
+            None,
+        )
 
 
 def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -986,10 +1204,10 @@ class BoundaryCorrectedFNO(CorrectedOperator):
         conditions.validate(torch.Size((x.shape[0], self.fno.out_channels, *x.shape[2:])))
         n = x.shape[self.dim]
         spacing = self.fno.spacing(self.dim - 2, n)
-        v = self.fno.lift(x)  # (batch, width, *padded spatial)
-        system = _EndSystem(self._padded(conditions), spacing, n, self.dim, v)
         if self.fno.spatial_ndim == 1:
-            return self._run_spectral(v, system, keep_states)
+            return self._run_spectral(self.fno.lifting_input(x), conditions, spacing, keep_states)
+        v = self.fno.lift(x)  # (batch, width, *padded spatial)
+        system = _end_system(self._padded(conditions), spacing, n, self.dim, v)
         states = []
         for index, layer in enumerate(self.fno.layers):
             activation = F.gelu if index < len(self.fno.layers) - 1 else _identity
@@ -1073,33 +1291,35 @@ class BoundaryCorrectedFNO(CorrectedOperator):
         return output, strips  # (batch, width, nx, ny[, T]), dim -> strip
 
     def _run_spectral(
-        self, v: Tensor, system: _EndSystem, keep_states: bool
+        self,
+        lifting_input: Tensor,
+        conditions: BoundaryConditions,
+        spacing: float,
+        keep_states: bool,
     ) -> tuple[Tensor, list[Tensor]]:
-        """The 1-D layers with the correction folded in; the exact end entries are carried, not
-        written: ``v`` is the field except at its two ends, where it is off by ``end_delta``
-        ``(batch, width, 2)``. The next layer adds that to its Fourier coefficients (a rank-2
-        term) and reads its near-end slice from ``v_near``, which is exact; so no full-size
-        field is ever rewritten (a write and its backward cost two passes per layer)."""
-        spectra = _EndSpectra(self.fno.layers[0].spectral.modes, system, v)
-        v_near = system.gather(v)  # (batch, width, P)
-        end_delta = None
+        """The 1-D layers with the correction folded in. Each layer's near-end slice comes out of
+        the correction exact (:meth:`_corrected_spectral_layer`) and is carried to the next
+        layer; its two end entries are written into the full field in place: two columns in
+        the forward, one pass in the backward (out-of-place writes, or carrying the full
+        field's error at the ends into the next layer's coefficients, cost more). The lifting
+        is pointwise, so the first near-end slice is the lifting of the input's, not a gather
+        from the lifted field (whose backward would be a full-size pass)."""
+        v = pointwise(self.fno.lifting, lifting_input)  # (batch, width, x): 1-D FNOs don't pad
+        system = _end_system(conditions, spacing, v.shape[-1], self.dim, v)
+        spectra = _end_spectra(self.fno.layers[0].spectral.modes, system, v)
+        v_near = pointwise(self.fno.lifting, system.gather(lifting_input))  # (batch, width, P)
         states = []
         for index, layer in enumerate(self.fno.layers):
-            output, output_near = self._corrected_spectral_layer(
-                layer, v, v_near, end_delta, system, spectra
+            hidden = index < len(self.fno.layers) - 1  # GELU after every layer but the last
+            output, v_near = self._corrected_spectral_layer(
+                layer, v, v_near, system, spectra, hidden
             )
-            activation = F.gelu if index < len(self.fno.layers) - 1 else _identity
-            v, v_near = activation(output), activation(output_near)
-            v_near = apply_boundary_conditions(v_near, system.conditions, system.spacing)
-            exact_ends = v_near.index_select(-1, system.ends_near)  # (batch, width, 2)
-            end_delta = exact_ends - v.index_select(-1, system.ends)  # (batch, width, 2)
+            v = F.gelu(output) if hidden else output  # GELU saves its input, not v
+            v.index_copy_(-1, system.ends, v_near.index_select(-1, system.ends_near))
             if keep_states:
-                states.append(v.index_copy(-1, system.ends, exact_ends))
-        # The projection is pointwise: only its end entries need the exact ends of v.
-        output = self.fno.project(v)  # (batch, out, x), off at its two end entries
-        output_ends = self.fno.project(v_near.index_select(-1, system.ends_near))  # (b, out, 2)
-        output = output.index_copy(-1, system.ends, output_ends)  # out has few channels: cheap
+                states.append(v)
         # A 1-D FNO has no padding: the system's conditions and spacing are the output's.
+        output = self.fno.project(v)  # (batch, out, x)
         return apply_boundary_conditions(output, system.conditions, system.spacing), states
 
     def _corrected_layer(self, layer: FourierLayer, v: Tensor, system: _EndSystem) -> Tensor:
@@ -1116,28 +1336,58 @@ class BoundaryCorrectedFNO(CorrectedOperator):
         layer: FourierLayer,
         v: Tensor,
         v_near: Tensor,
-        end_delta: Tensor | None,
         system: _EndSystem,
         ends: _EndSpectra,
+        hidden: bool,
     ) -> tuple[Tensor, Tensor]:
         """A 1-D layer ``irfft(X) + W v + b`` with the correction folded in: returns the corrected
-        output ``(batch, width, x)``, except at its two end entries (the caller tracks those), and
-        the corrected output near the ends ``(batch, width, P)``, end entries included.
+        output ``(batch, width, x)``, except at its two end entries (the caller writes those), and
+        the next layer's input near the ends ``(batch, width, P)``: the corrected output there
+        after the activation (GELU if ``hidden``, else none), its end entries set exactly.
 
-        ``v_near`` is the layer's input near the ends; ``v`` is that input except at its two end
-        entries, which are off by ``end_delta`` ``(batch, width, 2)`` (``None``: not off). A
-        response ``q = L_lin(e 1)`` (an impulse ``e`` in every input channel) is
-        ``irfft(Q) + W e 1``: its spectrum is the spectral weights summed over input channels
+        ``v`` is the layer's input, ``v_near`` the same near the ends. A response ``q =
+        L_lin(e 1)`` (an impulse ``e`` in every input channel) is ``irfft(Q) + W e 1``: its
+        spectrum is the spectral weights summed over input channels
         times ``e``'s coefficients, and its pointwise part is ``W``'s row sums on the end entry
         alone. So the multiples of the spectral parts join ``X`` before the one inverse FFT, and
         everything near the ends is computed from small tensors: O(modes) sums
-        (:meth:`_EndSpectra.near_ends`) instead of inverse FFTs, ``v_near`` instead of ``v``.
+        (:meth:`_EndSpectra.near_ends`) instead of inverse FFTs, ``v_near`` instead of ``v``;
+        natively in one call where :class:`_NativeEndCorrection` applies.
         """
         spectral, n = layer.spectral, v.shape[-1]
-        coefficients = spectral.coefficients(v)  # (batch, width, modes)
-        if end_delta is not None:  # the input's true ends: add their impulses' coefficients
-            coefficients = coefficients + end_delta.to(coefficients.dtype) @ ends.impulses
-        mixed = spectral.mix(coefficients)  # (batch, width, modes)
+        mixed = spectral.mix(spectral.coefficients(v))  # (batch, width, modes)
+        if ends.native is not None:
+            spectrum, next_near = _NativeEndCorrection.apply(
+                mixed,
+                v_near,
+                spectral.weight,
+                layer.pointwise.weight,
+                layer.pointwise.bias,
+                ends.native,
+                hidden,
+                self.pivot_tolerance,
+            )
+        else:
+            correction, corrected_near = self._end_correction(layer, mixed, v_near, system, ends)
+            spectrum = mixed + correction  # (batch, width, modes)
+            activated = F.gelu(corrected_near) if hidden else corrected_near
+            next_near = apply_boundary_conditions(activated, system.conditions, system.spacing)
+        output = fft_any_batch(torch.fft.irfft, spectrum, n=n)  # (batch, width, x)
+        return output + pointwise(layer.pointwise, v), next_near
+
+    def _end_correction(
+        self,
+        layer: FourierLayer,
+        mixed: Tensor,
+        v_near: Tensor,
+        system: _EndSystem,
+        ends: _EndSpectra,
+    ) -> tuple[Tensor, Tensor]:
+        """The correction's spectrum ``(batch, width, modes)`` and the corrected output near the
+        ends ``(batch, width, P)`` of a layer whose kept spectrum is ``mixed``, in eager
+        operations (end_correction.c does the same in one call, :class:`_NativeEndCorrection`).
+        """
+        spectral = layer.spectral
         # (batch, width, P): the layer's output near the ends, before the correction.
         output_near = ends.near_ends(mixed) + pointwise(layer.pointwise, v_near)
 
@@ -1157,13 +1407,11 @@ class BoundaryCorrectedFNO(CorrectedOperator):
         spectra = torch.where(keep, response_spectra, 0).transpose(0, 1)  # (width, 2, modes)
         # Real multiples times complex spectra, summed over the two responses: no complex matmul.
         correction = (multiples.unsqueeze(-1) * spectra).sum(-2)  # (batch, width, modes)
-        output = fft_any_batch(torch.fft.irfft, mixed + correction, n=n)  # (batch, width, x)
-        output = output + pointwise(layer.pointwise, v)
         vectors_near = torch.where(keep, responses_near, system.impulses.unsqueeze(1))
         # (width, batch, 2) @ (width, 2, P): one bmm over the channels, the einsum's own product
         near_correction = multiples.transpose(0, 1) @ vectors_near.transpose(0, 1)
         corrected_near = output_near + near_correction.transpose(0, 1)  # (batch, width, P)
-        return output, corrected_near  # (batch, width, x), (batch, width, P)
+        return correction, corrected_near  # (batch, width, modes), (batch, width, P)
 
     def _with_exact_ends(self, field: Tensor, system: _EndSystem) -> Tensor:
         """``field`` with its end entries set so the conditions hold exactly."""
