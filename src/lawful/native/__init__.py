@@ -52,7 +52,10 @@ _SOURCES = (
     Path(__file__).with_name("end_correction.c"),
 )
 #: Included by the sources: part of what a build is (the cache key), not compiled alone.
-_HEADERS = (Path(__file__).with_name("end_correction_body.h"),)
+_HEADERS = (
+    Path(__file__).with_name("end_correction_body.h"),
+    Path(__file__).with_name("vectorised.h"),
+)
 # -ffp-contract=off: no fused multiply-adds, so the elementwise results are the eager ones.
 # No -march=native: the cache may be shared by machines of one architecture but many CPUs.
 _FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off")
@@ -360,6 +363,21 @@ def _complex_pointer(tensor: Tensor) -> int:
     return tensor.data_ptr()
 
 
+def _end_call(
+    library: ctypes.CDLL,
+    direction: str,
+    dtype: torch.dtype,
+    shape: _EndShape,
+    constants: EndConstants,
+    *arrays: int,
+) -> None:
+    """The end correction's ``direction`` (``"forward"`` or ``"backward"``) in ``dtype`` on
+    ``arrays`` (addresses, in the C signature's order)."""
+    kernel = getattr(library, f"lawful_end_correction_{direction}_{_SUFFIX[dtype]}")
+    if kernel(ctypes.byref(shape), ctypes.byref(constants.pointers), *arrays) != 0:
+        raise MemoryError("the native end correction could not allocate its work arrays")
+
+
 def end_correction_forward(
     constants: EndConstants,
     mixed: Tensor,
@@ -387,9 +405,12 @@ def end_correction_forward(
     state = near_input.new_empty(state_size)
     spectrum = torch.empty_strided(mixed.shape, mixed.stride(), dtype=mixed.dtype)
     next_near = near_input.new_empty(*mixed.shape[:2], constants.near)
-    status = getattr(library, f"lawful_end_correction_forward_{_SUFFIX[near_input.dtype]}")(
-        ctypes.byref(shape),
-        ctypes.byref(constants.pointers),
+    _end_call(
+        library,
+        "forward",
+        near_input.dtype,
+        shape,
+        constants,
         _complex_pointer(mixed),
         _pointer(near_input),
         _pointer(spectral_weight),
@@ -399,8 +420,6 @@ def end_correction_forward(
         _pointer(next_near),
         _pointer(state),
     )
-    if status != 0:
-        raise MemoryError("the native end correction could not allocate its work arrays")
     return spectrum, next_near, state
 
 
@@ -429,9 +448,12 @@ def end_correction_backward(
     pointwise_weight_gradient = torch.empty_like(pointwise_weight)
     pointwise_bias_gradient = pointwise_weight.new_empty(channels)
     near_input_gradient = torch.empty_like(near_input)
-    status = getattr(library, f"lawful_end_correction_backward_{_SUFFIX[near_input.dtype]}")(
-        ctypes.byref(shape),
-        ctypes.byref(constants.pointers),
+    _end_call(
+        library,
+        "backward",
+        near_input.dtype,
+        shape,
+        constants,
         _pointer(state),
         _pointer(near_input),
         _pointer(pointwise_weight),
@@ -443,8 +465,6 @@ def end_correction_backward(
         _pointer(pointwise_weight_gradient),
         _pointer(pointwise_bias_gradient),
     )
-    if status != 0:
-        raise MemoryError("the native end correction could not allocate its work arrays")
     return (
         mixed_gradient,
         near_input_gradient,

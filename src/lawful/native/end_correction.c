@@ -33,14 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define VECTORISED __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef VECTORISED
-#define VECTORISED
-#endif
+#include "vectorised.h"
 
 /* The sizes of one call, mirrored by lawful.native._EndShape. Strides of the spectra are in
  * complex values (real and imaginary parts adjacent); every other array is dense in the layout

@@ -22,6 +22,8 @@
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#include "vectorised.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -29,16 +31,8 @@
 /* Independent partial sums per quantity in pass 1: enough to hide the latency of the adds. */
 #define ACCUMULATORS 32
 
-/* Pass 1 is bound by its adds more than by memory on SSE2 alone: where the CPU has AVX2, a
- * clone compiled for it is chosen at load time (the same sums: the order is fixed above). */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define VECTORISED __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef VECTORISED
-#define VECTORISED
-#endif
+/* Pass 1 is bound by its adds more than by memory on SSE2 alone, so it is VECTORISED: an AVX2
+ * clone where the CPU has it (the same sums: the order is fixed above). */
 
 typedef struct {
     const void *mean, *variance, *weights;
