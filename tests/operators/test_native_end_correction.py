@@ -2,6 +2,7 @@
 and gradients to rounding, its own gradients against finite differences, where it is taken and
 where the eager form is, and the near-singular fallback."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -34,16 +35,15 @@ CONDITIONS = {
 
 @pytest.fixture
 def eager(monkeypatch):
-    """Runs a model with the eager correction inside the ``with`` block."""
+    """A context in which models take the eager correction (undoing only its own patch)."""
 
-    class Eager:
-        def __enter__(self):
-            monkeypatch.setattr(boon, "_native_end_correction_applies", lambda *_: False)
+    @contextlib.contextmanager
+    def eagerly():
+        with monkeypatch.context() as patch:
+            patch.setattr(boon, "_native_end_correction_applies", lambda *_: False)
+            yield
 
-        def __exit__(self, *_):
-            monkeypatch.undo()
-
-    return Eager()
+    return eagerly
 
 
 class _CountedCalls:
@@ -83,7 +83,7 @@ def test_native_correction_is_the_eager_one_to_rounding(monkeypatch, eager, name
     counted = _CountedCalls(monkeypatch)
     natively = _outputs_and_gradients(model, x)
     assert counted.calls == 2 * 3  # model() and hidden_states(), three layers each
-    with eager:
+    with eager():
         eagerly = _outputs_and_gradients(model, x)
     assert counted.calls == 6
     # float32: two orders of the same sums, and the eager form scales the responses first
@@ -161,7 +161,7 @@ def test_near_singular_channel_overwrites_its_ends_natively_as_eagerly(eager):
         layer.pointwise.weight[2].zero_()
     x = torch.randn(3, 2, 24, dtype=torch.float64, requires_grad=True)
     natively = _outputs_and_gradients(model, x)
-    with eager:
+    with eager():
         eagerly = _outputs_and_gradients(model, x)
     for mine, expected in zip(natively, eagerly, strict=True):
         torch.testing.assert_close(mine, expected, rtol=1e-10, atol=1e-12)
