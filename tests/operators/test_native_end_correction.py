@@ -216,3 +216,16 @@ def test_without_the_kernel_boon_runs_eagerly():
     )
     env = {**os.environ, "LAWFUL_NATIVE": "0"}
     subprocess.run([sys.executable, "-c", script], env=env, check=True)
+
+
+def test_a_shared_system_does_not_keep_the_precision_of_its_first_use():
+    # Built first inside a bf16 autocast step, then served to float32 evaluation: its targets
+    # must be the data in float32, not rounded to bf16 (0.1234567 -> 0.12353515625).
+    conditions = BoundaryConditions(Dirichlet(0.1234567), Dirichlet(0.0), axis=-2)
+    field = torch.zeros(3, 4, 20, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = boon._end_system(conditions, 0.1, 20, 2, field)
+    outside = boon._end_system(conditions, 0.1, 20, 2, field)
+    assert outside is inside  # one shared system
+    assert outside.targets.dtype == torch.float32
+    assert float(outside.targets.flatten()[0]) == torch.tensor(0.1234567).item()

@@ -88,7 +88,8 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache, partial
+from functools import cached_property, lru_cache, partial, wraps
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +131,8 @@ __all__ = [
     "correct_boundary",
 ]
 
+T = TypeVar("T")
+
 # At initialisation the systems are far from singular (|det| / (|row 1| |row 2|) ~ 0.997 for
 # width 64, modes 16, n 500): the fallback below is for degenerate weights, not the common case.
 DEFAULT_PIVOT_TOLERANCE = 1e-2
@@ -168,6 +171,21 @@ def _determinant(matrix: Tensor) -> Tensor:
     """``a d - b c`` of each 2 x 2 matrix ``(..., 2, 2)``: ``(...)``."""
     a, b, c, d = matrix.flatten(-2).unbind(-1)
     return a * d - b * c
+
+
+def _shared(build: Callable[..., T]) -> Callable[..., T]:
+    """``build``, cached: one object per arguments, shared by every forward pass. Built with
+    autocast off, so that what is shared does not depend on the context of its first use (a
+    system first built inside a bf16-autocast training step would otherwise carry bf16-rounded
+    targets into float32 evaluation)."""
+
+    @lru_cache(maxsize=32)
+    @wraps(build)
+    def shared(*arguments: object) -> T:
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return build(*arguments)
+
+    return shared
 
 
 def _without_data(conditions: BoundaryConditions) -> BoundaryConditions:
@@ -215,7 +233,7 @@ class _EndGrid:
         self.end_rows = exact.index_select(1, self.ends_near).T  # (end, P)
 
 
-@lru_cache(maxsize=32)
+@_shared
 def _end_grid(
     kinds: BoundaryConditions, spacing: float, n: int, dtype: torch.dtype, device: torch.device
 ) -> _EndGrid:
@@ -367,7 +385,7 @@ def _end_system(
     return _shared_end_system(conditions, spacing, n, dim, shape, like.dtype, like.device)
 
 
-@lru_cache(maxsize=32)
+@_shared
 def _shared_end_system(
     conditions: BoundaryConditions,
     spacing: float,
@@ -390,7 +408,7 @@ def _end_spectra(modes: int, system: _EndSystem, like: Tensor) -> _EndSpectra:
     return _shared_end_spectra(modes, system, like.shape[0], native)
 
 
-@lru_cache(maxsize=32)
+@_shared
 def _shared_end_spectra(modes: int, system: _EndSystem, batch: int, native: bool) -> _EndSpectra:
     return _EndSpectra(modes, system, batch, native)
 
@@ -433,7 +451,7 @@ class _EndWaves:
         )
 
 
-@lru_cache(maxsize=32)
+@_shared
 def _end_waves(modes: int, grid: _EndGrid) -> _EndWaves:
     return _EndWaves(modes, grid)
 
