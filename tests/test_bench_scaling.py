@@ -47,5 +47,12 @@ def test_the_command_writes_every_series_with_its_slopes(tmp_path, capsys):
         assert one["expected_slope"] == pytest.approx(
             expected_slope(one["complexity"], one["sizes"])
         )
+        # BOON's steps alternated with the FNO's at each size: one ratio per size.
+        if one["name"].startswith("BOON"):
+            assert len(one["ratios"]) == len(one["sizes"]) and min(one["ratios"]) > 0
+        else:
+            assert one["ratios"] is None
     assert (out / "scaling.png").stat().st_size > 10_000
-    assert "conservation update" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "conservation update" in printed
+    assert printed.count("its step over the FNO's, size by size") == 2

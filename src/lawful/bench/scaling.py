@@ -1,8 +1,9 @@
 """``lawful bench --scaling``: how each operation's cost grows with the grid, on log-log axes.
 
-Each series times one operation over a range of sizes (median of repeats) and fits the slope of
-log(seconds) against log(size) on its upper half, where fixed per-call costs no longer hide the
-growth; beside it stands the slope the operation's complexity predicts over the same sizes:
+Each series times one operation over a range of sizes (median of repeats, after the bench's
+warm-up steps) and fits the slope of log(seconds) against log(size) on its upper half, where
+fixed per-call costs no longer hide the growth; beside it stands the slope the operation's
+complexity predicts over the same sizes:
 
 - the conservation update of a diagonal float32 belief on one mass row, 1e3 to 1e7 points:
   O(n), slope 1;
@@ -12,7 +13,12 @@ growth; beside it stands the slope the operation's complexity predicts over the 
 - an ANP training step (its ELBO, backward, Adam) over the number of context = target points:
   attention compares every query with every key, O(n^2), slope 2.
 
-Writes ``scaling.json`` (sizes, seconds, fitted and expected slopes) and ``scaling.png``.
+At each size the FNO's and BOON's steps alternate, as in the bench's rows, so BOON's series also
+records its step over the FNO's there (``ratios``, medians of the per-pair ratios), measured
+under one load.
+
+Writes ``scaling.json`` (sizes, seconds, fitted and expected slopes, BOON's ratios) and
+``scaling.png``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lawful.bench._timing import adam_step, float32_mass_problem, median_seconds
+from lawful.bench._timing import (
+    WARMUP_STEPS,
+    adam_step,
+    alternating_steps,
+    float32_mass_problem,
+    median_seconds,
+)
 from lawful.bench.anp import anp_task
 from lawful.bench.operators import training_step
 from lawful.constraints.boundary import BoundaryConditions, Dirichlet
@@ -61,6 +73,7 @@ class ScalingSeries:
     complexity: Complexity
     slope: float  # fitted on the upper half of the sizes
     expected_slope: float  # of the complexity, over the same sizes
+    ratios: list[float] | None = None  # BOON: its step over the FNO's at each size
 
 
 def fitted_slope(sizes: Sequence[float], seconds: Sequence[float]) -> float:
@@ -90,6 +103,26 @@ def expected_slope(complexity: Complexity, sizes: Sequence[float]) -> float:
     return fitted_slope(sizes, [cost(size) for size in sizes])
 
 
+def _fitted(
+    name: str,
+    size_label: str,
+    sizes: Sequence[int],
+    seconds: Sequence[float],
+    complexity: Complexity,
+    ratios: Sequence[float] | None = None,
+) -> ScalingSeries:
+    return ScalingSeries(
+        name,
+        size_label,
+        list(sizes),
+        list(seconds),
+        complexity,
+        fitted_slope(sizes, seconds),
+        expected_slope(complexity, sizes),
+        None if ratios is None else list(ratios),
+    )
+
+
 def _series(
     name: str,
     size_label: str,
@@ -97,17 +130,53 @@ def _series(
     complexity: Complexity,
     make_work: Callable[[int], Callable[[], object]],
     repeats: int,
+    warmup: int,
 ) -> ScalingSeries:
-    seconds = [median_seconds(make_work(size), repeats) for size in sizes]
-    return ScalingSeries(
-        name,
-        size_label,
-        list(sizes),
-        seconds,
-        complexity,
-        fitted_slope(sizes, seconds),
-        expected_slope(complexity, sizes),
-    )
+    seconds = []
+    for size in sizes:
+        work = make_work(size)
+        for _ in range(warmup - 1):  # median_seconds runs one more untimed call itself
+            work()
+        seconds.append(median_seconds(work, repeats))
+    return _fitted(name, size_label, sizes, seconds, complexity)
+
+
+def _operator_series(
+    label: str,
+    sizes: Sequence[int],
+    two_dimensional: bool,
+    width: int,
+    modes: int,
+    batch: int,
+    repeats: int,
+    warmup: int,
+) -> list[ScalingSeries]:
+    """The FNO's and BOON's training steps at each size, alternating (:func:`alternating_steps`):
+    the FNO's series, then BOON's with its ratios to the FNO's."""
+    fno_seconds, boon_seconds, ratios = [], [], []
+    for size in sizes:
+        timing = alternating_steps(
+            _operator_step(two_dimensional, True, width, modes, batch, size),
+            _operator_step(two_dimensional, False, width, modes, batch, size),
+            "cpu",
+            repeats,
+            warmup,
+        )
+        fno_seconds.append(timing["baseline_s"])
+        boon_seconds.append(timing["ours_s"])
+        ratios.append(timing["ratio"])
+    settings = f"{label} (width {width}, {modes} modes, batch {batch})"
+    return [
+        _fitted(f"FNO training step, {settings}", "grid points", sizes, fno_seconds, "n log n"),
+        _fitted(
+            f"BOON training step, {settings}",
+            "grid points",
+            sizes,
+            boon_seconds,
+            "n log n",
+            ratios,
+        ),
+    ]
 
 
 def _update_work(num_points: int) -> Callable[[], object]:
@@ -123,26 +192,25 @@ def _update_work(num_points: int) -> Callable[[], object]:
 _ENDS = BoundaryConditions(Dirichlet(0.0), Dirichlet(0.0))
 
 
-def _operator_work(
-    two_dimensional: bool, corrected: bool, width: int, modes: int, batch: int
-) -> Callable[[int], Callable[[], object]]:
-    def make(num_points: int) -> Callable[[], object]:
-        torch.manual_seed(0)
-        if two_dimensional:
-            side = math.isqrt(num_points)
-            fno: nn.Module = FNOxy(1, 1, width, modes, modes, projection_width=2 * width)
-            shape: tuple[int, ...] = (batch, 1, side, side)
-            conditions: BoundaryConditions | Walls = Walls(_ENDS, _ENDS)
-        else:
-            fno = FNO1d(1, 1, width, modes, projection_width=2 * width)
-            shape = (batch, 1, num_points)
-            conditions = _ENDS
-        model = BoundaryCorrectedFNO(fno, conditions) if corrected else fno
-        generator = torch.Generator().manual_seed(0)
-        x, target = (torch.randn(shape, generator=generator) for _ in range(2))
-        return training_step(model, x, target)
-
-    return make
+def _operator_step(
+    two_dimensional: bool, corrected: bool, width: int, modes: int, batch: int, num_points: int
+) -> Callable[[], None]:
+    """A training step of the FNO (or BOON on its ends or four walls) on ``num_points`` grid
+    points: a line in 1-D, a square in 2-D."""
+    torch.manual_seed(0)
+    if two_dimensional:
+        side = math.isqrt(num_points)
+        fno: nn.Module = FNOxy(1, 1, width, modes, modes, projection_width=2 * width)
+        shape: tuple[int, ...] = (batch, 1, side, side)
+        conditions: BoundaryConditions | Walls = Walls(_ENDS, _ENDS)
+    else:
+        fno = FNO1d(1, 1, width, modes, projection_width=2 * width)
+        shape = (batch, 1, num_points)
+        conditions = _ENDS
+    model = BoundaryCorrectedFNO(fno, conditions) if corrected else fno
+    generator = torch.Generator().manual_seed(0)
+    x, target = (torch.randn(shape, generator=generator) for _ in range(2))
+    return training_step(model, x, target)
 
 
 def _anp_work(hidden: int, batch: int) -> Callable[[int], Callable[[], object]]:
@@ -165,31 +233,24 @@ def run_scaling(quick: bool = False) -> list[ScalingSeries]:
             [144, 256],
             [32, 64],
         )
-        width, modes, repeats = 4, 3, 1
+        width, modes, repeats, warmup = 4, 3, 1, 1
         batches = {"1-D": 2, "2-D": 2, "ANP": 2}
     else:
         update_sizes = [10**k for k in range(3, 8)]
         line = [128 * 2**k for k in range(7)]  # 128 .. 8192
         square = [side * side for side in (32, 64, 128, 256)]
         anp = [100, 200, 400, 800, 1600]
-        width, modes, repeats = 16, 8, 3
+        width, modes, repeats, warmup = 16, 8, 7, WARMUP_STEPS
         # A 1-D step at a few hundred points is all fixed cost at a small batch: 32 samples
         # let the FFTs' growth show within the issue's 128 to 8192 points.
         batches = {"1-D": 32, "2-D": 4, "ANP": 4}
-    series = [_series("conservation update", "points", update_sizes, "n", _update_work, repeats)]
+    series = [
+        _series("conservation update", "points", update_sizes, "n", _update_work, repeats, warmup)
+    ]
     for label, sizes, two_dimensional in (("1-D", line, False), ("2-D", square, True)):
-        for method, corrected in (("FNO", False), ("BOON", True)):
-            series.append(
-                _series(
-                    f"{method} training step, {label} (width {width}, {modes} modes, "
-                    f"batch {batches[label]})",
-                    "grid points",
-                    sizes,
-                    "n log n",
-                    _operator_work(two_dimensional, corrected, width, modes, batches[label]),
-                    repeats,
-                )
-            )
+        series += _operator_series(
+            label, sizes, two_dimensional, width, modes, batches[label], repeats, warmup
+        )
     anp_hidden = 16 if quick else 128
     series.append(
         _series(
@@ -199,6 +260,7 @@ def run_scaling(quick: bool = False) -> list[ScalingSeries]:
             "n^2",
             _anp_work(anp_hidden, batches["ANP"]),
             repeats,
+            warmup,
         )
     )
     return series
@@ -216,7 +278,8 @@ def write_scaling(series: Sequence[ScalingSeries], out: Path) -> tuple[Path, Pat
 
 
 def format_slopes(series: Sequence[ScalingSeries]) -> str:
-    """One line per series: its sizes, the fitted slope and the complexity's."""
+    """One line per series: its sizes, the fitted slope and the complexity's; BOON's ratios to
+    the FNO's step on a line below its own."""
     lines = [f"{'operation':55s} {'sizes':>17s} {'slope':>6s}  expected"]
     for one in series:
         sizes = f"{one.sizes[0]:,}..{one.sizes[-1]:,}"
@@ -224,4 +287,7 @@ def format_slopes(series: Sequence[ScalingSeries]) -> str:
             f"{one.name:55s} {sizes:>17s} {one.slope:6.2f}  "
             f"{one.expected_slope:.2f} (O({one.complexity}))"
         )
+        if one.ratios is not None:
+            ratios = " ".join(f"{ratio:.2f}" for ratio in one.ratios)
+            lines.append(f"  its step over the FNO's, size by size: {ratios}")
     return "\n".join(lines)
