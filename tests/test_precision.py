@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from lawful.cli import main
@@ -20,6 +21,7 @@ from lawful.constraints.boundary import (
 from lawful.constraints.walls import Walls, wall_residuals
 from lawful.experiments.registry import ExperimentError, RunSettings
 from lawful.operators import BoundaryCorrectedFNO, BoundaryCorrectedFNO1d, FNO1d, FNOxyt
+from lawful.operators.boon import _end_spectra, _end_system, _lu_factor, _solve
 from lawful.training.operator import OperatorSettings, train_operator, with_precision
 
 N, BATCH = 33, 4
@@ -27,14 +29,15 @@ BF16 = {"device_type": "cpu", "dtype": torch.bfloat16}
 
 
 class _MatmulDtypes(TorchDispatchMode):
-    """The dtypes that reach ``aten.bmm`` below autocast (which casts before dispatch)."""
+    """The dtypes that reach ``aten.bmm`` and ``aten.mm`` below autocast (which casts before
+    dispatch)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.dtypes: set[torch.dtype] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten.bmm.default:
+        if func in (torch.ops.aten.bmm.default, torch.ops.aten.mm.default):
             self.dtypes.add(args[0].dtype)
         return func(*args, **(kwargs or {}))
 
@@ -87,6 +90,40 @@ def test_boon_on_walls_under_bf16_autocast_is_exact_in_float32():
         assert bool((residual == 0).all()), name
 
 
+def test_the_corrections_small_systems_are_solved_in_float32_under_autocast():
+    """The near-end synthesis, the 2 x 2 end systems and their residuals (1-D and space + time
+    layers) and the joint wall solve give inside a bf16 step the numbers they give outside one:
+    autocast would run their products in bf16 (0.4 % per product) and the correction would then
+    miss the boundary data by as much before the exact ends are written."""
+    generator = torch.Generator().manual_seed(5)
+    conditions = BoundaryConditions(Dirichlet(0.7), Neumann(-1.5))
+    near = torch.randn(BATCH, 6, N, generator=generator)  # (batch, channels, x)
+    responses = torch.randn(2, 6, N, generator=generator)
+    system = _end_system(conditions, 1 / (N - 1), N, 2, near)
+    spectra = _end_spectra(8, system, near)
+    spectrum = torch.randn(BATCH, 6, 8, dtype=torch.complex64, generator=generator)
+    factors, pivots = _lu_factor(torch.randn(3, 20, 20, generator=generator) + 5 * torch.eye(20))
+    matrix = torch.randn(3, 20, 20, generator=generator)  # only its gradient's shape matters
+    residuals = torch.randn(2, 3, 20, 15, generator=generator)  # (batch, channels, m, frames)
+
+    def corrections() -> list[Tensor]:
+        multiples, _ = system.multiples(system.gather(near), system.gather(responses), 1e-6)
+        return [
+            multiples,
+            spectra.near_ends(spectrum),
+            _solve(matrix, factors, pivots, residuals),  # 30 right-hand sides: through A^-1
+            _solve(matrix, factors, pivots, residuals[..., :5]),  # 10: by lu_solve
+        ]
+
+    with torch.no_grad():
+        outside = corrections()
+        with _MatmulDtypes() as seen, torch.autocast(**BF16):
+            inside = corrections()
+    assert seen.dtypes == {torch.float32}
+    for exact, mixed in zip(outside, inside, strict=True):
+        assert mixed.dtype == torch.float32 and torch.equal(mixed, exact)
+
+
 def test_the_fno_under_bf16_autocast_is_the_float32_fno_to_bf16_rounding():
     fno = _fno1d()
     x = torch.randn(BATCH, 1, N, generator=torch.Generator().manual_seed(3))
@@ -126,7 +163,8 @@ def test_the_training_precision_reaches_the_training_step(tmp_path):
     full_dtypes, full = _train_one_epoch(tmp_path, "32-true")
     mixed_dtypes, mixed = _train_one_epoch(tmp_path, "bf16-mixed")
     assert full_dtypes == {torch.float32, torch.complex64}  # channel and spectral products
-    assert mixed_dtypes == {torch.bfloat16, torch.complex64}  # the spectral products stay
+    # The spectral products stay complex64, the correction's small systems float32.
+    assert mixed_dtypes == {torch.bfloat16, torch.complex64, torch.float32}
     assert all(weight.dtype == torch.float32 for weight in mixed.values())  # master weights
     assert any(not torch.equal(full[name], mixed[name]) for name in full)
 

@@ -21,9 +21,10 @@ The conventions, decided here once:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -36,18 +37,29 @@ from torch import Tensor
 RANK_SAFETY = 100
 
 
+@contextlib.contextmanager
+def field_precision(field: Tensor) -> Iterator[None]:
+    """Autocast off on ``field``'s device for the block, where it is on: products inside run in
+    their operands' own dtype (float32 inside a mixed-precision training step too), by the same
+    operations as outside one (autocast would run them in bf16 or float16)."""
+    device = field.device.type
+    if not torch.is_autocast_enabled(device):
+        yield
+        return
+    with torch.autocast(device, enabled=False):
+        yield
+
+
 def in_field_precision(function: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """``function(field, ...)`` with autocast off on the field's device: the values that must
+    """``function(field, ...)`` under :func:`field_precision` of the field: the values that must
     hold exactly (boundary entries, stencils, their residuals) are computed in the field's own
-    dtype, float32 inside a mixed-precision training step too, by the same operations as
-    outside one (autocast would run their products in bf16 or float16)."""
+    dtype."""
 
     @functools.wraps(function)
     def in_dtype(field: object, *args: Any, **kwargs: Any) -> Tensor:
-        device = field.device.type if isinstance(field, Tensor) else None
-        if device is None or not torch.is_autocast_enabled(device):
+        if not isinstance(field, Tensor):
             return function(field, *args, **kwargs)
-        with torch.autocast(device, enabled=False):
+        with field_precision(field):
             return function(field, *args, **kwargs)
 
     return in_dtype

@@ -96,6 +96,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from lawful.constraints._checks import field_precision
 from lawful.constraints.boundary import (
     BoundaryConditions,
     BoundaryEquation,
@@ -284,8 +285,11 @@ class _EndSystem:
         return field.index_select(self.dim, self.positions)
 
     def apply(self, near: Tensor) -> Tensor:
-        """Both equations on a near-end field: ``(lead, P at dim, *other) -> (lead, *other, 2)``."""
-        return near.movedim(self.dim, -1) @ self.rows.T  # (lead, *other, 2)
+        """Both equations on a near-end field: ``(lead, P at dim, *other) -> (lead, *other, 2)``,
+        in the rows' dtype (float32 inside a mixed-precision step too, as every product of the
+        correction's small systems)."""
+        with field_precision(near):
+            return near.movedim(self.dim, -1).to(self.rows.dtype) @ self.rows.T
 
     def multiples(
         self, output_near: Tensor, responses_near: Tensor, pivot_tolerance: float
@@ -309,7 +313,9 @@ class _EndSystem:
         # adj [[a, b], [c, d]] = [[d, -b], [-c, a]]: flipped on both axes, transposed, signed
         adjugate = matrix.flip(-2, -1).mT * self.adjugate_signs  # (channels, *other, 2, 2)
         inverse = adjugate / determinant[..., None, None]  # (channels, *other, vector, eq)
-        residuals = self.targets - output_near.movedim(self.dim, -1) @ self.residual_rows.T
+        with field_precision(output_near):  # (batch, channels, *other, 2)
+            near = output_near.movedim(self.dim, -1).to(self.residual_rows.dtype)
+            residuals = self.targets - near @ self.residual_rows.T
         # The 2 x 2 products as a product and a sum: a broadcast matmul over the batch would
         # expand and reshape both operands first.
         multiples = (inverse * residuals.unsqueeze(-2)).sum(-1)  # (batch, channels, *other, 2)
@@ -475,8 +481,10 @@ class _EndSpectra:
         """``irfft(spectrum)`` near the ends: ``(lead, channels, modes) -> (lead, channels, P)``.
 
         One matmul on the (real, imaginary) pairs as they lie: an einsum over the pair axis and
-        the modes would permute and reshape its operands first (a dozen dispatches per call)."""
-        return torch.view_as_real(spectrum).flatten(-2) @ self.synthesis
+        the modes would permute and reshape its operands first (a dozen dispatches per call).
+        In the spectrum's precision, as the layer's inverse FFT (autocast runs neither)."""
+        with field_precision(spectrum):
+            return torch.view_as_real(spectrum).flatten(-2) @ self.synthesis
 
 
 def _native_end_correction_applies(system: _EndSystem, like: Tensor) -> bool:
@@ -914,7 +922,8 @@ class _FactoredSolve(torch.autograd.Function):
         if ctx.through_inverse:
             identity = torch.eye(m, dtype=factors.dtype, device=factors.device)
             inverse = torch.linalg.lu_solve(factors, pivots, identity.expand_as(factors))
-            solution = inverse @ right
+            with field_precision(right):  # as lu_solve: autocast would run it in bf16
+                solution = inverse @ right.to(inverse.dtype)
             ctx.save_for_backward(solution, inverse)
         else:
             solution = torch.linalg.lu_solve(factors, pivots, right)
@@ -1427,7 +1436,8 @@ class BoundaryCorrectedFNO(CorrectedOperator):
         correction = (multiples.unsqueeze(-1) * spectra).sum(-2)  # (batch, width, modes)
         vectors_near = torch.where(keep, responses_near, system.impulses.unsqueeze(1))
         # (width, batch, 2) @ (width, 2, P): one bmm over the channels, the einsum's own product
-        near_correction = multiples.transpose(0, 1) @ vectors_near.transpose(0, 1)
+        with field_precision(multiples):  # the correction's products in its precision
+            near_correction = multiples.transpose(0, 1) @ vectors_near.transpose(0, 1)
         corrected_near = output_near + near_correction.transpose(0, 1)  # (batch, width, P)
         return correction, corrected_near  # (batch, width, modes), (batch, width, P)
 
