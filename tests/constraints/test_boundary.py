@@ -113,6 +113,18 @@ def test_bad_boundary_data_raises_naming_the_problem():
         apply_boundary_conditions(field, conditions, 0.1)
     with pytest.raises(ValueError, match="NaN"):
         Dirichlet(torch.tensor([0.0, math.nan]))
+    # Complex data would lose its imaginary part in the real field, bool is no value, and
+    # arrays are converted by the caller: each refused where the condition is made.
+    for value, problem in (
+        (torch.tensor([1 + 2j, 3 + 4j]), "must be real, got complex"),
+        (torch.tensor([True, False]), "must hold numbers"),
+        (True, "real number or a torch.Tensor, got bool"),
+        ([1.0, 2.0], "real number or a torch.Tensor, got list"),
+    ):
+        with pytest.raises(TypeError, match=problem):
+            Dirichlet(value)
+    with pytest.raises(TypeError, match="Neumann value must be a real number"):
+        BoundaryConditions(Neumann(), Dirichlet()).with_values(left=(0.5,))
     with pytest.raises(ValueError, match="finite"):
         Neumann(math.inf)
     with pytest.raises(ValueError, match="periodic condition must be on both ends"):

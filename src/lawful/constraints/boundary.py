@@ -20,6 +20,7 @@ values written into it.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -30,6 +31,7 @@ from lawful.constraints._checks import (
     check_finite,
     check_floating,
     check_spacing,
+    check_tensor,
     in_field_precision,
 )
 from lawful.constraints.conservation import LinearConstraint
@@ -60,8 +62,16 @@ __all__ = [
 
 
 def _check_value(value: BoundaryValue, name: str) -> None:
+    """Boundary data is a real number or a real tensor (not complex, whose imaginary part the
+    field would drop, nor bool), finite."""
     if isinstance(value, Tensor):
+        check_tensor(value, name)
         check_finite(value, name)
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number or a torch.Tensor, got {type(value).__name__}; "
+            "convert arrays with torch.as_tensor"
+        )
     elif not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
 
