@@ -91,6 +91,25 @@ def test_batched_equals_one_at_a_time():
             torch.testing.assert_close(batched[i, j], one.mean, rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize(("prior_batch", "mass_batch"), [((), (3,)), ((2, 1), (2, 3))])
+def test_a_constraint_batch_larger_than_the_prior_is_met_for_every_mass(prior_batch, mass_batch):
+    # Before: torch's expand error, although condition() broadcasts the same inputs.
+    prior = _prior(batch=prior_batch)
+    total = 0.2 + 0.4 * torch.rand(mass_batch, generator=torch.Generator().manual_seed(1))
+    constraint = mass_constraint(GRID, total.double())
+    result = condition_within_bounds(prior, constraint, lower=0.0, upper=1.0)
+    assert result.mean.shape == (*mass_batch, 41)
+    assert float(constraint.residual(result.mean).abs().max()) < 1e-14  # every mass is met
+    assert bool(((result.mean >= 0) & (result.mean <= 1)).all())
+    assert bool((result.mean == 0).any() & (result.mean == 1).any())  # both bounds bind
+    torch.testing.assert_close(result.variance(), condition(prior, constraint).variance())
+    means, variances = prior.mean.expand_as(result.mean), prior.variance().expand_as(result.mean)
+    for index in np.ndindex(*mass_batch):
+        single = GaussianBelief.diagonal(means[index], variances[index])
+        one = condition_within_bounds(single, mass_constraint(GRID, total[index].double()), 0, 1)
+        torch.testing.assert_close(result.mean[index], one.mean, rtol=0, atol=1e-13)
+
+
 def test_float32_agrees_with_float64():
     prior = _prior()
     constraint = mass_constraint(GRID, torch.full((6,), 0.4, dtype=torch.float64))

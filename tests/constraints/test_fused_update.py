@@ -224,6 +224,25 @@ def test_the_fused_update_refuses_what_the_eager_one_refuses(short_rows_fused):
     assert "no variance" in str(fused_error.value)
 
 
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_fused_update_refuses_a_variance_that_overflows_as_the_eager_one(
+    short_rows_fused, dtype
+):
+    # Finite variances whose g^T D g exceeds the dtype. Before: a NaN posterior variance.
+    variance = torch.full((2, 30), torch.finfo(dtype).max / 10, dtype=dtype)
+    belief = GaussianBelief.diagonal(torch.zeros(2, 30, dtype=dtype), variance)
+    constraint = mass_constraint(torch.linspace(0, 40, 30, dtype=dtype), torch.ones(2, dtype=dtype))
+    assert update.fused_update_applies(belief, constraint)
+    with pytest.raises(ConstraintError) as fused_error:
+        condition(belief, constraint)
+    with pytest.raises(ConstraintError) as eager_error:
+        _eager(belief, constraint)
+    assert str(fused_error.value) == str(eager_error.value)
+    assert f"overflows {dtype}" in str(fused_error.value)
+    assert "is too large" in str(fused_error.value)
+
+
 @pytest.mark.parametrize(
     ("environment", "status"),
     [

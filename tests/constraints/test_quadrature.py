@@ -55,6 +55,21 @@ def test_cell_volume_weights_integrate_in_two_dimensions():
 
 
 @pytest.mark.parametrize(
+    ("axes", "axis", "shape"),
+    [
+        ((torch.linspace(0, 1, 5).expand(2, 5), torch.linspace(0, 1, 4)), 0, r"\(2, 5\)"),
+        ((torch.linspace(0, 1, 5), torch.linspace(0, 1, 4).expand(3, 4)), 1, r"\(3, 4\)"),
+        ((torch.linspace(0, 1, 5).expand(2, 5),), 0, r"\(2, 5\)"),
+    ],
+)
+def test_cell_volume_weights_name_an_axis_that_is_not_one_dimensional(axes, axis, shape):
+    # Before: torch.outer's "Expected 1-D argument", or for one axis batched weights returned.
+    message = rf"axis {axis} of the cell volume grid must be one-dimensional, got shape {shape}"
+    with pytest.raises(ValueError, match=message):
+        cell_volume_weights(*axes)
+
+
+@pytest.mark.parametrize(
     ("grid", "message"),
     [
         (torch.tensor([0.0, 0.5, 0.5, 1.0]), "strictly increasing"),

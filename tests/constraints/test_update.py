@@ -4,6 +4,8 @@ Every covariance kind passes the same battery (a diagonal prior is what neural p
 a dense one what Gaussian processes give, a low-rank one what a previous update leaves).
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -229,6 +231,43 @@ def test_posterior_samples_have_posterior_moments():
     )
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("prior_batch", "constraint_batch"), [((), (4,)), ((3, 1), (3, 4)), ((4,), (2, 1, 4))]
+)
+def test_posterior_samples_cover_a_constraint_batch_the_prior_lacks(
+    kind, prior_batch, constraint_batch
+):
+    # Before: the sample axis was aligned with the constraint's batch axis (4 draws on 4 masses
+    # gave (4, n), one draw per posterior) or torch failed on the sizes (3 draws).
+    belief = _random_belief(kind, batch=prior_batch)
+    constraint = _random_constraint(batch=constraint_batch)
+    draws = sample_posterior(belief, constraint, 3, torch.Generator().manual_seed(0))
+    assert draws.shape == (3, *torch.broadcast_shapes(prior_batch, constraint_batch), N)
+    assert constraint.residual(draws).abs().max() < 1e-10  # each element's own masses
+
+
+@pytest.mark.parametrize("prior_batch", [(), (1,)])
+def test_posterior_samples_are_independent_across_a_batch_the_prior_lacks(prior_batch):
+    # Before: a prior of batch (1,) gave both batch elements the same prior draws.
+    belief = _random_belief("diagonal", batch=(), n=6)
+    prior = GaussianBelief.diagonal(
+        belief.mean.expand(*prior_batch, 6), belief.variance().expand(*prior_batch, 6)
+    )
+    once = _random_constraint(batch=(), n=6, k=1)
+    twice = LinearConstraint(once.weights, once.values.expand(2, 1))  # one posterior, twice
+    draws = sample_posterior(prior, twice, 200_000, torch.Generator().manual_seed(0))
+    assert draws.shape == (200_000, 2, 6)
+    posterior = condition(belief, once)
+    for element in range(2):
+        torch.testing.assert_close(draws[:, element].mean(0), posterior.mean, atol=1e-2, rtol=0)
+        torch.testing.assert_close(
+            torch.cov(draws[:, element].T), posterior.covariance.to_dense(), atol=1e-2, rtol=0
+        )
+    between_elements = torch.cov(draws.flatten(1).T)[:6, 6:]  # (6, 6)
+    assert between_elements.abs().max() < 1e-2
+
+
 def test_constrained_likelihood_is_the_posterior_density():
     belief = _random_belief("diagonal", batch=(), n=5)
     weights = torch.rand(1, 5, dtype=torch.float64)
@@ -392,6 +431,25 @@ def test_an_update_that_overflows_its_dtype_is_an_error():
         condition(belief, constraint)
 
 
+@pytest.mark.parametrize(("dtype", "variance"), [(torch.float64, 1e306), (torch.float32, 1e37)])
+def test_a_variance_too_large_for_its_dtype_is_an_error(dtype, variance):
+    # Finite variances whose G Sigma G^T exceeds the dtype. Before: the posterior variance came
+    # back NaN and the mean did not move, with no error.
+    belief = GaussianBelief.diagonal(
+        torch.zeros(5, dtype=dtype), torch.full((5,), variance, dtype=dtype)
+    )
+    constraint = mass_constraint(torch.linspace(0, 40, 5), torch.tensor(1.0))
+    message = rf"overflows {re.escape(str(dtype))}: .* is too large \(G Sigma G\^T \+ S exceeds"
+    with pytest.raises(ConstraintError, match=message):
+        condition(belief, constraint)
+    with pytest.raises(ConstraintError, match=message):
+        sample_posterior(belief, constraint, 2, torch.Generator().manual_seed(0))
+    with pytest.raises(ConstraintError, match=r"is too large \(G D G\^T \+ S exceeds"):
+        constrained_log_likelihood(
+            belief.mean, belief.mean, belief.variance(), constraint.weights, 1e-3
+        )
+
+
 @pytest.mark.parametrize("mass_dtype", [torch.float32, torch.float16])
 def test_a_low_precision_mass_does_not_round_the_weights(mass_dtype):
     # Before: the weights took the mass's dtype, so a float64 belief conserved to 1e-8 (1e-4).
@@ -435,6 +493,54 @@ def test_constrained_likelihood_refuses_bad_input():
     # Two equal rows with noise far below the rounding of G D G^T: the density is not resolved.
     with pytest.raises(ConstraintError, match="row 1"):
         constrained_log_likelihood(ones, ones, ones, torch.ones(2, 2), 1e-20)
+
+
+def test_constrained_likelihood_names_mixed_dtypes_and_a_noise_of_the_wrong_shape():
+    # Before: torch's "expected scalar type Double but found Float", an IndexError, and a
+    # Cholesky error on a 3 x 1 matrix.
+    generator = torch.Generator().manual_seed(0)
+    weights = trapezoid_weights(torch.linspace(0, 1, 5, dtype=torch.float64))[None]  # (1, 5)
+    mean = torch.rand(3, 5, generator=generator, dtype=torch.float64)
+    target = mean + 0.1 * torch.randn(3, 5, generator=generator, dtype=torch.float64)
+    variance = torch.full((3, 5), 0.01, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"dtypes must be equal, got target torch\.float32, mean"):
+        constrained_log_likelihood(target.float(), mean, variance, weights, 1e-3)
+    noise = torch.tensor([1e-3, 1e-2, 1e-1], dtype=torch.float64)
+    with pytest.raises(
+        ValueError,
+        match=r"noise variance of shape \(3,\) does not broadcast to the constraint values G "
+        r"target \(3, 1\)",
+    ):
+        constrained_log_likelihood(target, mean, variance, weights, noise)
+    # One noise per sample, (3, 1) like the rows' values: each sample's own likelihood.
+    per_sample = constrained_log_likelihood(target, mean, variance, weights, noise[:, None])
+    one_at_a_time = torch.stack(
+        [
+            constrained_log_likelihood(target[i], mean[i], variance[i], weights, float(noise[i]))
+            for i in range(3)
+        ]
+    )
+    torch.testing.assert_close(per_sample, one_at_a_time, rtol=1e-14, atol=0)
+
+
+def test_a_noise_variance_that_grows_the_values_shape_is_named():
+    grid = torch.linspace(0, 1, 5, dtype=torch.float64)
+    masses = torch.tensor([0.5, 0.6, 0.7], dtype=torch.float64)
+    noise = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
+    # Before: accepted, then condition() failed inside torch.expand.
+    with pytest.raises(
+        ValueError,
+        match=r"constraint noise variance of shape \(3,\) does not broadcast to constraint "
+        r"values \(3, 1\)",
+    ):
+        mass_constraint(grid, masses, noise_variance=noise)
+    # One noise per function, (3, 1) like the values, is each function's own update.
+    belief = _random_belief("diagonal", batch=(3,), n=5)
+    posterior = condition(belief, mass_constraint(grid, masses, noise_variance=noise[:, None]))
+    for i in range(3):
+        single = GaussianBelief.diagonal(belief.mean[i], belief.variance()[i])
+        alone = condition(single, mass_constraint(grid, masses[i], noise_variance=float(noise[i])))
+        torch.testing.assert_close(posterior.mean[i], alone.mean, rtol=1e-14, atol=1e-15)
 
 
 def test_mass_from_boundary_flux_refuses_nan_and_mismatched_batches():

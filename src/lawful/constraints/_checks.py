@@ -133,6 +133,14 @@ def check_same_shape(tensors: Mapping[str, Tensor]) -> None:
         raise ValueError(f"shapes must be equal, got {listed}")
 
 
+def check_same_dtype(tensors: Mapping[str, Tensor]) -> None:
+    """Raise ``TypeError`` unless all ``tensors`` (name -> tensor) have one dtype."""
+    dtypes = {name: tensor.dtype for name, tensor in tensors.items()}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+        raise TypeError(f"dtypes must be equal, got {listed}")
+
+
 def check_broadcast(shapes: Mapping[str, Sequence[int]]) -> torch.Size:
     """The broadcast of ``shapes`` (name -> shape); ``ValueError`` naming them all if none.
 

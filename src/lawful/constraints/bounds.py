@@ -56,7 +56,8 @@ def condition_within_bounds(
     weights = constraint.weights[..., 0, :].double()  # (..., n)
     target = constraint.values[..., 0].double()  # (...)
     slope = prior.covariance.variance().double() * weights  # (..., n): d u_i / d lam
-    shape = torch.broadcast_shapes(mean.shape, weights.shape, slope.shape)
+    # The constraint's batch too: its masses may add batch axes the prior lacks (as in condition).
+    shape = torch.broadcast_shapes(mean.shape, slope.shape, (*constraint.batch_shape, 1))
     mean, weights, slope = (tensor.expand(shape) for tensor in (mean, weights, slope))
     lower, upper = _bounds(lower, upper, shape)
     target = target.expand(shape[:-1])

@@ -17,6 +17,7 @@ from torch import Tensor
 from lawful.constraints._checks import (
     as_floating,
     check_broadcast,
+    check_broadcasts_to,
     check_finite,
     check_nonnegative,
 )
@@ -35,10 +36,10 @@ class LinearConstraint:
     """``weights @ u = values`` observed with Gaussian noise of variance ``noise_variance``.
 
     ``weights`` ``(..., k, n)``: k constraint rows over n grid points; ``values`` ``(..., k)``;
-    ``noise_variance`` broadcastable to ``(..., k)``, zero for a constraint that must hold
-    exactly. Leading axes broadcast against the belief's batch axes, so one row of quadrature
-    weights ``(1, n)`` serves every function, time and latent sample. Integer weights and values
-    are promoted to float64 (see :mod:`lawful.constraints._checks`).
+    ``noise_variance`` broadcastable to the values' shape (without growing it), zero for a
+    constraint that must hold exactly. Leading axes broadcast against the belief's batch axes,
+    so one row of quadrature weights ``(1, n)`` serves every function, time and latent sample.
+    Integer weights and values are promoted to float64 (see :mod:`lawful.constraints._checks`).
     """
 
     weights: Tensor  # (..., k, n)
@@ -64,7 +65,9 @@ class LinearConstraint:
         noise = as_floating(self.noise_variance, "constraint noise variance")
         check_finite(noise, "constraint noise variance")
         check_nonnegative(noise, "constraint noise variance")
-        check_broadcast({"constraint values": self.values.shape, "noise variance": noise.shape})
+        check_broadcasts_to(
+            noise.shape, self.values.shape, "constraint noise variance", "constraint values"
+        )
         check_broadcast(self._batch_shapes())
 
     @property
@@ -73,15 +76,14 @@ class LinearConstraint:
 
     @property
     def batch_shape(self) -> torch.Size:
-        """The leading (batch) shape of weights, values and noise together."""
+        """The leading (batch) shape of weights and values together (the noise's is within the
+        values')."""
         return check_broadcast(self._batch_shapes())
 
     def _batch_shapes(self) -> dict[str, tuple[int, ...]]:
-        noise = self.noise_variance
         return {
             "constraint weights batch": self.weights.shape[:-2],
             "constraint values batch": self.values.shape[:-1],
-            "noise variance batch": noise.shape[:-1] if isinstance(noise, Tensor) else (),
         }
 
     def residual(self, u: Tensor) -> Tensor:

@@ -100,6 +100,8 @@ def cell_volume_weights(*axes: Tensor, rule: QuadratureRule = "trapezoid") -> Te
     """
     if not axes:
         raise ValueError("cell_volume_weights needs at least one axis")
+    for index, axis in enumerate(axes):
+        check_grid(axis, f"axis {index} of the cell volume grid")  # one grid per axis, not a batch
     weights = quadrature_weights(axes[0], rule)
     for axis in axes[1:]:
         weights = torch.outer(weights, quadrature_weights(axis, rule)).reshape(-1)

@@ -44,8 +44,11 @@ from lawful.beliefs import DiagonalCovariance, GaussianBelief, RankOneDowndate, 
 from lawful.constraints._checks import (
     as_floating,
     check_broadcast,
+    check_broadcasts_to,
+    check_count,
     check_finite,
     check_floating,
+    check_same_dtype,
     check_same_shape,
     check_variance,
     first_index,
@@ -176,7 +179,8 @@ def sample_posterior(
     num_samples: int,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Draws ``(num_samples, ..., n)`` from ``condition(prior, constraint)`` by Matheron's rule.
+    """Draws ``(num_samples, ..., n)`` from ``condition(prior, constraint)`` by Matheron's rule;
+    ``...`` is the prior's batch shape broadcast with the constraint's, as for :func:`condition`.
 
     A prior draw ``u`` is moved by ``(G Sigma)^T Q^-1 (b - G u - e)`` with ``e ~ N(0, S)``: the
     result has exactly the posterior's distribution, and for a diagonal prior it costs O(n k)
@@ -184,8 +188,9 @@ def sample_posterior(
     """
     check_compatible(prior, constraint)
     weights, rows_times_cov, gram = _gain_terms(prior, constraint)
-    draws = prior.sample(num_samples, generator)  # (samples, ..., n)
-    residual = constraint.residual(draws)  # (samples, ..., k)
+    batch = torch.broadcast_shapes(prior.batch_shape, constraint.batch_shape)
+    draws = _prior_draws(prior, batch, num_samples, generator)  # (samples, *batch, n)
+    residual = constraint.residual(draws)  # (samples, *batch, k)
     noise_std = torch.as_tensor(constraint.noise_variance, dtype=draws.dtype).sqrt()
     residual = residual - noise_std * torch.randn(
         residual.shape, generator=generator, dtype=draws.dtype
@@ -199,6 +204,34 @@ def sample_posterior(
         lambda: _value_scale(constraint, draws),
     )
     return _add_rows(draws, rows_times_cov, coefficients)
+
+
+def _prior_draws(
+    prior: GaussianBelief,
+    batch: torch.Size,
+    num_samples: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """Independent draws ``(num_samples, *batch, n)`` from ``prior``, whose batch shape
+    broadcasts to ``batch``: a batch element the prior shares (an axis it lacks or has as 1)
+    gets its own draws, not a copy of its neighbour's."""
+    check_count(num_samples, "num_samples")
+    prior_batch = (1,) * (len(batch) - len(prior.batch_shape)) + tuple(prior.batch_shape)
+    shared = [axis for axis, size in enumerate(prior_batch) if size != batch[axis]]
+    if not shared:
+        return prior.sample(num_samples, generator)  # (samples, *batch, n)
+    copies = [batch[axis] for axis in shared]
+    points = prior.mean.shape[-1]
+    draws = prior.sample(num_samples * math.prod(copies), generator)
+    draws = draws.reshape(num_samples, *copies, *prior_batch, points)
+    # Each copy axis goes beside the size-1 axis it fills, then the two merge into one.
+    order = [0]
+    for axis in range(len(batch)):
+        if axis in shared:
+            order.append(1 + shared.index(axis))
+        order.append(1 + len(copies) + axis)
+    order.append(draws.ndim - 1)
+    return draws.permute(order).reshape(num_samples, *batch, points)  # (samples, *batch, n)
 
 
 def constrained_log_likelihood(
@@ -215,13 +248,15 @@ def constrained_log_likelihood(
         log p(y | b) = log N(y; mu, D) + log N(b; G y, S) - log N(b; G mu, G D G^T + S)
 
     with ``b = G y`` (the truth's own mass), so the middle term is ``log N(0; 0, S)``.
-    ``target``, ``mean``, ``variance`` (positive): ``(..., n)`` each; ``weights``: ``(k, n)`` or
-    ``(..., k, n)``, converted to the mean's dtype; ``noise_variance`` > 0, fixed or learned
-    (e.g. ``exp(-log_precision)``). Returns ``(...)``. Rows that the noise is too small to tell
-    apart (dependent rows, at the update's rank tolerance) raise :class:`ConstraintError`.
+    ``target``, ``mean``, ``variance`` (positive): ``(..., n)`` each, of one dtype; ``weights``:
+    ``(k, n)`` or ``(..., k, n)``, converted to the mean's dtype; ``noise_variance`` > 0, fixed
+    or learned (e.g. ``exp(-log_precision)``), broadcastable to ``(..., k)`` without growing it.
+    Returns ``(...)``. Rows that the noise is too small to tell apart (dependent rows, at the
+    update's rank tolerance) raise :class:`ConstraintError`.
     """
     for name, tensor in (("target", target), ("mean", mean), ("variance", variance)):
         check_floating(tensor, name)
+    check_same_dtype({"target": target, "mean": mean, "variance": variance})
     check_same_shape({"target": target, "mean": mean, "variance": variance})
     check_finite(target, "target")
     check_finite(mean, "mean")
@@ -235,8 +270,17 @@ def constrained_log_likelihood(
             f"constraint weights must be (..., k, n) with n = {mean.shape[-1]}, got shape "
             f"{tuple(weights.shape)}"
         )
-    check_broadcast({"prediction batch": mean.shape[:-1], "weights batch": weights.shape[:-2]})
+    batch = check_broadcast(
+        {"prediction batch": mean.shape[:-1], "weights batch": weights.shape[:-2]}
+    )
+    num_rows = weights.shape[-2]
     noise_variance = torch.as_tensor(noise_variance, dtype=mean.dtype, device=mean.device)
+    check_broadcasts_to(
+        noise_variance.shape,
+        (*batch, num_rows),
+        "constraint noise variance",
+        "the constraint values G target",
+    )
     check_finite(noise_variance, "constraint noise variance")
     if bool((noise_variance <= 0).any()):
         raise ValueError(
@@ -245,11 +289,13 @@ def constrained_log_likelihood(
     log_prior = -0.5 * (
         torch.log(2 * math.pi * variance) + (target - mean).square() / variance
     ).sum(-1)  # (...)
-    num_rows = weights.shape[-2]
     observed = torch.einsum("...kn,...n->...k", weights, target)  # (..., k)
     predicted = torch.einsum("...kn,...n->...k", weights, mean)  # (..., k)
+    noise_cov = torch.diag_embed(_noise_per_row(noise_variance, num_rows))  # (k, k) or (..., k, k)
     gram = torch.einsum("...kn,...n,...jn->...kj", weights, variance, weights)  # (..., k, k)
-    gram = gram + noise_variance * torch.eye(num_rows, dtype=mean.dtype, device=mean.device)
+    gram = gram + noise_cov
+    if not bool(gram.isfinite().all()):
+        raise _overflow_error(mean.dtype, "too large", "G D G^T + S")
     # G D G^T + S sums non-negative terms on its diagonal: that diagonal is its rounding scale.
     scale = torch.diagonal(gram, dim1=-2, dim2=-1).double()  # (..., k)
     independent = _independent_rows(gram.double(), scale, rank_tolerance(mean.dtype, num_rows))
@@ -260,7 +306,6 @@ def constrained_log_likelihood(
             "the rows before it under the belief, and the constraint noise is too small to tell "
             "them apart; remove the row or raise the noise variance"
         )
-    noise_cov = noise_variance * torch.eye(num_rows, dtype=mean.dtype, device=mean.device)
     log_noise_at_zero = _mvn_log_density(torch.zeros_like(observed), noise_cov)
     log_marginal = _mvn_log_density(observed - predicted, gram)
     return log_prior + log_noise_at_zero - log_marginal
@@ -343,8 +388,10 @@ def _solve_gram(
     dtype = residual.dtype
     num_rows = gram.shape[-1]
     noise = torch.as_tensor(noise_variance, dtype=torch.float64, device=gram.device)
-    noise = noise.expand(*noise.shape[:-1], num_rows) if noise.ndim > 0 else noise.expand(num_rows)
+    noise = _noise_per_row(noise, num_rows)  # (..., k)
     q = gram.double() + torch.diag_embed(noise)  # (..., k, k)
+    if not bool(q.isfinite().all()):  # G Sigma G^T overflowed the belief's dtype (or float64)
+        raise _overflow_error(dtype, "too large", "G Sigma G^T + S")
     scale = gram_scale.double() + noise  # (..., k)
     # Where every row is kept, the in-order pivots are Cholesky's own (L_jj^2): one
     # factorisation decides and solves. Only where some pivot fails is the elimination redone
@@ -436,9 +483,26 @@ def _in_dtype(inverse: Tensor, coefficients: Tensor, dtype: torch.dtype) -> tupl
     overflows (a belief whose variance under the constraint is tiny for its dtype)."""
     inverse, coefficients = inverse.to(dtype), coefficients.to(dtype)
     if not bool(inverse.isfinite().all() & coefficients.isfinite().all()):
-        raise ConstraintError(
-            f"the update overflows {dtype}: the belief's variance under the constraint is too "
-            "small for the size of its mass defect (1 / (G Sigma G^T) exceeds the largest "
-            f"{dtype} number); use float64 or rescale the problem"
+        raise _overflow_error(
+            dtype, "too small for the size of its mass defect", "1 / (G Sigma G^T)"
         )
     return inverse, coefficients
+
+
+def _overflow_error(dtype: torch.dtype, problem: str, quantity: str) -> ConstraintError:
+    """The error for an update in ``dtype`` where ``quantity`` exceeds the largest number
+    because the belief's variance under the constraint is ``problem``."""
+    remedy = (
+        "rescale the problem" if dtype == torch.float64 else "use float64 or rescale the problem"
+    )
+    return ConstraintError(
+        f"the update overflows {dtype}: the belief's variance under the constraint is {problem} "
+        f"({quantity} exceeds the largest {dtype} number); {remedy}"
+    )
+
+
+def _noise_per_row(noise_variance: Tensor, num_rows: int) -> Tensor:
+    """``noise_variance``, broadcastable to ``(..., k)``, as ``(..., k)`` (a view): one
+    variance per constraint row."""
+    noise = torch.atleast_1d(noise_variance)
+    return noise.expand(*noise.shape[:-1], num_rows)
