@@ -1,10 +1,12 @@
 """Beliefs check what users hand them; lawful's own results skip the checks (``trusted``)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from lawful.beliefs import DenseCovariance, GaussianBelief, LowRankCovariance
+from lawful.beliefs import DenseCovariance, DiagonalCovariance, GaussianBelief, LowRankCovariance
 
 
 def _psd(n=6, rank=3, seed=0):
@@ -110,3 +112,22 @@ def test_bad_belief_input_is_named(make, error, message):
 def test_zero_samples_is_an_empty_draw():
     belief = GaussianBelief.diagonal(torch.zeros(2, 3), torch.ones(2, 3))
     assert belief.sample(0).shape == (0, 2, 3)
+
+
+@pytest.mark.parametrize("covariance_batch", [(), (1,), (3, 1)])
+def test_a_mean_with_batch_axes_its_covariance_shares_gets_independent_draws(covariance_batch):
+    # Three functions (or 3 x 4) of one variance: each must be drawn on its own, not share the
+    # noise of its neighbours (the noise used to have the covariance's batch and then broadcast).
+    batch = (3,) if len(covariance_batch) < 2 else (3, 4)
+    mean = torch.arange(float(math.prod(batch))).reshape(*batch, 1).expand(*batch, 5)
+    variance = torch.full((*covariance_batch, 5), 0.25, dtype=torch.float64)
+    belief = GaussianBelief(mean.double(), DiagonalCovariance(variance))
+    draws = belief.sample(4000, torch.Generator().manual_seed(0))  # (samples, *batch, 5)
+    assert draws.shape == (4000, *batch, 5)
+    noise = (draws - mean).flatten(1, -2)  # (samples, functions, 5)
+    torch.testing.assert_close(noise.mean(0), torch.zeros_like(noise[0]), rtol=0, atol=0.03)
+    torch.testing.assert_close(noise.var(0), torch.full_like(noise[0], 0.25), rtol=0.1, atol=0)
+    # Across functions the draws are uncorrelated (a shared draw would correlate them fully).
+    correlation = torch.corrcoef(noise[..., 0].T)  # (functions, functions)
+    off_diagonal = correlation - torch.diag(torch.diagonal(correlation))
+    assert float(off_diagonal.abs().max()) < 0.1

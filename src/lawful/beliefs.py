@@ -31,7 +31,9 @@ variance where a constraint pins a value).
 from __future__ import annotations
 
 import functools
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -482,6 +484,42 @@ class GaussianBelief:
         return self.covariance.variance()
 
     def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draws ``(num_samples, ..., n)`` from the belief."""
+        """Draws ``(num_samples, ..., n)`` from the belief, independent across its batch (also
+        where the mean has batch axes the covariance shares)."""
         check_count(num_samples, "num_samples")
-        return self.mean + self.covariance.sample_noise(num_samples, generator)
+        noise = independent_draws(
+            lambda count: self.covariance.sample_noise(count, generator),
+            self.covariance.batch_shape,
+            self.batch_shape,
+            num_samples,
+        )  # (samples, *batch, n)
+        return self.mean + noise
+
+
+def independent_draws(
+    draw: Callable[[int], Tensor],
+    shared_batch: torch.Size,
+    batch: torch.Size,
+    num_samples: int,
+) -> Tensor:
+    """``(num_samples, *batch, n)`` independent draws from ``draw(count)``, which returns
+    ``(count, *shared_batch, n)`` and whose batch broadcasts to ``batch``: a batch element that
+    ``shared_batch`` covers by broadcasting (an axis it lacks or has as 1) gets draws of its own,
+    not a copy of its neighbour's. Where the two batches are equal this is ``draw(num_samples)``
+    itself."""
+    draw_batch = (1,) * (len(batch) - len(shared_batch)) + tuple(shared_batch)
+    spread = [axis for axis, size in enumerate(draw_batch) if size != batch[axis]]
+    if not spread:
+        return draw(num_samples)  # (samples, *batch, n)
+    copies = [batch[axis] for axis in spread]
+    draws = draw(num_samples * math.prod(copies))  # (samples * copies, *shared_batch, n)
+    points = draws.shape[-1]
+    draws = draws.reshape(num_samples, *copies, *draw_batch, points)
+    # Each copy axis goes beside the size-1 axis it fills, then the two merge into one.
+    order = [0]
+    for axis in range(len(batch)):
+        if axis in spread:
+            order.append(1 + spread.index(axis))
+        order.append(1 + len(copies) + axis)
+    order.append(draws.ndim - 1)
+    return draws.permute(order).reshape(num_samples, *batch, points)  # (samples, *batch, n)

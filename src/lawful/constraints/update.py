@@ -40,7 +40,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lawful.beliefs import DiagonalCovariance, GaussianBelief, RankOneDowndate, _builds_graph
+from lawful.beliefs import (
+    DiagonalCovariance,
+    GaussianBelief,
+    RankOneDowndate,
+    _builds_graph,
+    independent_draws,
+)
 from lawful.constraints._checks import (
     as_floating,
     check_broadcast,
@@ -189,7 +195,10 @@ def sample_posterior(
     check_compatible(prior, constraint)
     weights, rows_times_cov, gram = _gain_terms(prior, constraint)
     batch = torch.broadcast_shapes(prior.batch_shape, constraint.batch_shape)
-    draws = _prior_draws(prior, batch, num_samples, generator)  # (samples, *batch, n)
+    check_count(num_samples, "num_samples")
+    draws = independent_draws(
+        lambda count: prior.sample(count, generator), prior.batch_shape, batch, num_samples
+    )  # (samples, *batch, n)
     residual = constraint.residual(draws)  # (samples, *batch, k)
     noise_std = torch.as_tensor(constraint.noise_variance, dtype=draws.dtype).sqrt()
     residual = residual - noise_std * torch.randn(
@@ -204,34 +213,6 @@ def sample_posterior(
         lambda: _value_scale(constraint, draws),
     )
     return _add_rows(draws, rows_times_cov, coefficients)
-
-
-def _prior_draws(
-    prior: GaussianBelief,
-    batch: torch.Size,
-    num_samples: int,
-    generator: torch.Generator | None,
-) -> Tensor:
-    """Independent draws ``(num_samples, *batch, n)`` from ``prior``, whose batch shape
-    broadcasts to ``batch``: a batch element the prior shares (an axis it lacks or has as 1)
-    gets its own draws, not a copy of its neighbour's."""
-    check_count(num_samples, "num_samples")
-    prior_batch = (1,) * (len(batch) - len(prior.batch_shape)) + tuple(prior.batch_shape)
-    shared = [axis for axis, size in enumerate(prior_batch) if size != batch[axis]]
-    if not shared:
-        return prior.sample(num_samples, generator)  # (samples, *batch, n)
-    copies = [batch[axis] for axis in shared]
-    points = prior.mean.shape[-1]
-    draws = prior.sample(num_samples * math.prod(copies), generator)
-    draws = draws.reshape(num_samples, *copies, *prior_batch, points)
-    # Each copy axis goes beside the size-1 axis it fills, then the two merge into one.
-    order = [0]
-    for axis in range(len(batch)):
-        if axis in shared:
-            order.append(1 + shared.index(axis))
-        order.append(1 + len(copies) + axis)
-    order.append(draws.ndim - 1)
-    return draws.permute(order).reshape(num_samples, *batch, points)  # (samples, *batch, n)
 
 
 def constrained_log_likelihood(
