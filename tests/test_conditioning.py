@@ -1,5 +1,7 @@
 """`lawful condition` end to end: prediction file in, exactly conserving posterior file out."""
 
+import hashlib
+import os
 from pathlib import Path
 
 import h5py
@@ -324,6 +326,32 @@ BAD_PREDICTIONS = {
         [],
         "'noise_variance' belongs to an ensemble",
     ),
+    # The belief's own refusals, with the file and key named (before, neither was).
+    "covariance not psd": (
+        _replace(
+            variance=None,
+            covariance=np.broadcast_to(
+                0.01 * np.eye(POINTS) - 0.005, (SAMPLES, TIMES, POINTS, POINTS)
+            ),
+        ),
+        [],
+        "pred.h5: key 'covariance': covariance is not positive semi-definite",
+    ),
+    "subnormal variance": (
+        _with("variance", lambda v: _set(v, (0, 1, 2), 1e-310)),
+        [],
+        "pred.h5: key 'variance': variance has subnormal entries",
+    ),
+    "subnormal ensemble noise": (
+        _replace(
+            mean=None,
+            variance=None,
+            members=np.stack([diagonal_prediction(seed)["mean"] for seed in range(3)]),
+            noise_variance=np.array(1e-310),
+        ),
+        [],
+        "pred.h5: keys 'members' and 'noise_variance': ensemble noise variance has subnormal",
+    ),
 }
 
 
@@ -407,4 +435,44 @@ def test_bad_files_and_locations_fail_with_a_clear_message(tmp_path, capsys, cas
     assert code == 1
     assert error.startswith("lawful: error: ") and message in error, error
     assert "Traceback" not in error
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def _the_same_path(prediction: Path) -> Path:
+    return prediction
+
+
+def _through_another_folder(prediction: Path) -> Path:
+    (prediction.parent / "sub").mkdir()
+    return prediction.parent / "sub" / ".." / prediction.name
+
+
+def _hard_link(prediction: Path) -> Path:
+    link = prediction.with_name("linked.npz")
+    os.link(prediction, link)
+    return link
+
+
+def _symbolic_link(prediction: Path) -> Path:
+    link = prediction.with_name("symlinked.npz")
+    link.symlink_to(prediction.name)
+    return link
+
+
+@pytest.mark.parametrize(
+    "name_out", [_the_same_path, _through_another_folder, _hard_link, _symbolic_link]
+)
+def test_out_naming_the_prediction_file_is_refused_before_anything_is_written(
+    tmp_path, capsys, name_out
+):
+    """Before, the posterior silently replaced the prediction."""
+    prediction = write(tmp_path / "pred.npz", diagonal_prediction())
+    before = hashlib.sha256(prediction.read_bytes()).hexdigest()
+    out = name_out(prediction)
+    code = main(["condition", "--prediction", str(prediction), "--out", str(out)])
+    error = capsys.readouterr().err
+    assert code == 1
+    assert error.startswith(f"lawful: error: --out {out}: is the prediction file {prediction}")
+    assert hashlib.sha256(prediction.read_bytes()).hexdigest() == before
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == before
     assert not list(tmp_path.glob(".*partial"))

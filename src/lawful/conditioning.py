@@ -39,7 +39,7 @@ import argparse
 import math
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,10 @@ def condition_prediction_file(
     if os.path.isdir(out):
         raise PredictionFileError(f"--out {out}: is a folder; name a file ending in {_suffixes()}")
     out_format = _file_format(out, "--out")
+    if _same_file(prediction, out):
+        raise PredictionFileError(
+            f"--out {out}: is the prediction file {prediction}; name another file for the posterior"
+        )
     bounded = lower is not None or upper is not None
     if bounded and walls is not None:
         raise PredictionFileError(
@@ -277,6 +281,14 @@ def _suffixes() -> str:
     return ", ".join((*HDF5_SUFFIXES, NPZ_SUFFIX))
 
 
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether both name one existing file, by whatever path or link."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # either is missing, or cannot be looked up
+        return False
+
+
 def _file_format(path: Path, role: str) -> str:
     suffix = path.suffix.lower()
     if suffix in HDF5_SUFFIXES:
@@ -351,7 +363,10 @@ def _prior(
             )
         _check_nonnegative(variance, f"{path}: key 'variance'")
         flat_variance = torch.from_numpy(variance.reshape(-1, num_points))  # (B, X)
-        return GaussianBelief.diagonal(flat_mean, flat_variance), "diagonal", leading_shape
+        prior = _belief(
+            GaussianBelief.diagonal, flat_mean, flat_variance, f"{path}: key 'variance'"
+        )
+        return prior, "diagonal", leading_shape
     covariance = arrays["covariance"]
     if covariance.shape != (*mean.shape, num_points):
         raise PredictionFileError(
@@ -367,7 +382,8 @@ def _prior(
         )
     symmetric = (covariance + transpose) / 2  # (..., X, X)
     flat_covariance = torch.from_numpy(symmetric.reshape(-1, num_points, num_points))
-    return GaussianBelief.dense(flat_mean, flat_covariance), "dense", leading_shape
+    prior = _belief(GaussianBelief.dense, flat_mean, flat_covariance, f"{path}: key 'covariance'")
+    return prior, "dense", leading_shape
 
 
 def _ensemble_prior(
@@ -388,7 +404,20 @@ def _ensemble_prior(
     _check_nonnegative(noise, f"{path}: key 'noise_variance'")
     flat_members = torch.from_numpy(members.reshape(num_members, -1, num_points))  # (K, B, X)
     flat_noise = torch.from_numpy(noise.reshape(-1, num_points))  # (B, X)
-    return ensemble_belief(flat_members, flat_noise), "ensemble", leading_shape
+    source = f"{path}: keys 'members' and 'noise_variance'"
+    prior = _belief(ensemble_belief, flat_members, flat_noise, source)
+    return prior, "ensemble", leading_shape
+
+
+def _belief(
+    make: Callable[[Tensor, Tensor], GaussianBelief], first: Tensor, second: Tensor, source: str
+) -> GaussianBelief:
+    """``make(first, second)``, with what the belief refuses (a covariance that is not positive
+    semi-definite, subnormal variances) named by ``source``, the file and key it came from."""
+    try:
+        return make(first, second)
+    except ValueError as error:
+        raise PredictionFileError(f"{source}: {error}") from error
 
 
 def _broadcast(
