@@ -1,6 +1,8 @@
 """The HDF5 dataset store and the published ProbConserv test set: exact round trips, and a
 DatasetError naming the file for every kind of bad file."""
 
+import os
+import stat
 from pathlib import Path
 
 import h5py
@@ -13,7 +15,9 @@ from lawful.data import (
     load_published_test_set,
     make_function_sets,
     save_dataset,
+    store,
 )
+from lawful.data.store import write_text_atomically
 from lawful.pdes import get_conservation_problem
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -85,6 +89,46 @@ def test_an_interrupted_write_keeps_the_previous_file(tmp_path: Path, monkeypatc
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.h5"]
     assert torch.equal(load_dataset(path).arrays["u"], _example_contents()["arrays"]["u"])
+
+
+@pytest.fixture
+def umask():
+    """Sets the process's umask for one test and restores it afterwards."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize(
+    ("mask", "mode"),
+    [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)],
+    ids=["umask 022", "umask 002", "umask 077"],
+)
+def test_a_new_file_gets_the_mode_the_umask_gives(tmp_path: Path, umask, mask: int, mode: int):
+    """As open(path, "w") would make it; before, every file was 0600 (mkstemp's mode)."""
+    umask(mask)
+    write_text_atomically(tmp_path / "metrics.json", "{}\n")
+    assert _mode(_saved(tmp_path)) == mode
+    assert _mode(tmp_path / "metrics.json") == mode
+
+
+def test_a_rewritten_file_keeps_its_mode(tmp_path: Path, umask):
+    umask(0o077)
+    path = tmp_path / "report.md"
+    path.write_text("earlier\n")
+    path.chmod(0o640)
+    write_text_atomically(path, "later\n")
+    assert path.read_text() == "later\n" and _mode(path) == 0o640
+
+
+def test_without_a_reported_umask_the_one_at_import_is_used(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(store, "_PROCESS_STATUS", tmp_path / "absent")
+    write_text_atomically(tmp_path / "settings.json", "{}\n")
+    assert _mode(tmp_path / "settings.json") == 0o666 & ~store._UMASK_AT_IMPORT
 
 
 def test_missing_file(tmp_path: Path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ __all__ = [
 
 FORMAT_NAME = "lawful-dataset"
 FORMAT_VERSION = 1
+# Where Linux reports the process's umask (among other things), without changing it.
+_PROCESS_STATUS = Path("/proc/self/status")
 
 
 class DatasetError(ValueError):
@@ -148,18 +151,55 @@ def save_dataset(
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """``write(temporary)`` to a temporary file beside ``path``, then move it into place:
-    an interrupted write never leaves a partial file under the final name."""
+    an interrupted write never leaves a partial file under the final name.
+
+    The file gets the mode of the one it replaces, or for a new file the mode ``open(path,
+    "w")`` gives (0666 less the umask), not the temporary file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
     )
     os.close(descriptor)
     try:
         write(Path(temporary))
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)  # gone already after os.replace
+
+
+def _reported_umask() -> int | None:
+    """The process's umask as Linux reports it (since 4.7), or None where it does not."""
+    try:
+        lines = _PROCESS_STATUS.read_text().splitlines()
+    except OSError:
+        return None
+    return next((int(line.split()[1], 8) for line in lines if line.startswith("Umask:")), None)
+
+
+def _umask() -> int:
+    """The process's umask now where the system reports it, else as it was at import."""
+    reported = _reported_umask()
+    return _UMASK_AT_IMPORT if reported is None else reported
+
+
+def _umask_at_import() -> int:
+    reported = _reported_umask()
+    if reported is not None:
+        return reported
+    # os.umask reads the umask only by setting it, which races with threads creating files
+    # meanwhile: done once, at import, where the system does not report it.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = _umask_at_import()
 
 
 def write_text_atomically(path: Path, text: str) -> None:
