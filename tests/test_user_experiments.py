@@ -1,7 +1,9 @@
 """A user's own problem through the command line: their data file (``lawful train-operator``)
 and their own PDE and experiment from a file outside the package (``lawful run --plugin``)."""
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -20,7 +22,7 @@ from lawful.experiments import BoundaryExperiment, RunSettings, Task, experiment
 from lawful.experiments.boundary import METHODS as BOUNDARY_METHODS
 from lawful.experiments.user_data import FileOperatorExperiment
 from lawful.pdes import get_problem, make_boundary_dataset
-from lawful.training.operator import predict_operator
+from lawful.training.operator import build_fno, predict_operator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "decay_problem.py"
 METHODS = set(BOUNDARY_METHODS)
@@ -244,3 +246,106 @@ def test_another_file_under_an_existing_output_folder_is_named(dirichlet_file, t
     again = [*args, "--test-fraction", "0.5", "--data", str(dirichlet_file), "--out", str(out)]
     assert main(again) == 1
     assert "was made from" in capsys.readouterr().err
+
+
+def _multi_step_file(path: Path, num_samples: int = 6, points: int = 7, frames: int = 3) -> Path:
+    rng = np.random.default_rng(4)
+    np.savez(
+        path,
+        inputs=rng.random((num_samples, points)),
+        outputs=rng.random((num_samples, points, frames)),
+        t=np.linspace(0.1, 0.5, frames),
+    )
+    return path
+
+
+def test_a_multi_step_file_of_few_points_trains(tmp_path):
+    """7 x points hold 3 x modes on the space + time model, whose last axis is t: before, the
+    tiny preset's 4 were capped at 7 // 2 + 1 = 4 and training failed after the data was
+    written."""
+    path = _multi_step_file(tmp_path / "few.npz")
+    out = tmp_path / "run"
+    args = ["train-operator", "--data", str(path), "--conditions", "dirichlet,neumann:2"]
+    assert main([*args, "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    assert set(_rows(out)) == {("multi-step", method) for method in METHODS}
+
+
+@pytest.mark.parametrize("preset_name", ["tiny", "quick", "paper"])
+@pytest.mark.parametrize(("points", "frames"), [(4, 1), (7, 2), (16, 5)])
+def test_every_presets_operators_fit_the_files_grid(tmp_path, preset_name, points, frames):
+    path = _multi_step_file(tmp_path / "grid.npz", points=points, frames=frames)
+    samples = load_operator_samples(path)
+    experiment = FileOperatorExperiment("grid", samples, parse_conditions("dirichlet,dirichlet"))
+    preset = experiment.presets[preset_name]
+    for task in (Task("single-step"), Task("multi-step")):
+        model = build_fno(preset.operator(task), task.multistep)
+        grid = (points, frames) if task.multistep else (points,)
+        assert model(torch.zeros(1, 1, *grid)).shape == (1, 1, *grid)
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` by relative path, with a hash of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def earlier_run(tmp_path) -> Path:
+    """An output folder holding an earlier run's data split of ``a.npz``, its settings and
+    metrics (the data as a run makes it; settings and metrics stand-ins)."""
+    source = _multi_step_file(tmp_path / "a.npz")
+    experiment = FileOperatorExperiment(
+        "a", load_operator_samples(source), parse_conditions("dirichlet,dirichlet")
+    )
+    out = tmp_path / "out"
+    experiment.generate_data(experiment.presets["tiny"], out / "data", seed=0)
+    (out / "settings.json").write_text('{"earlier": "run"}\n')
+    (out / "metrics.json").write_text("{}\n")
+    return out
+
+
+def _train_operator(data: Path, out: Path, *options: str) -> int:
+    args = ["train-operator", "--data", str(data), "--conditions", "dirichlet,dirichlet"]
+    return main([*args, "--preset", "tiny", "--out", str(out), "--no-progress", *options])
+
+
+@pytest.mark.parametrize(
+    ("make_data", "options", "message"),
+    [
+        (lambda folder: _multi_step_file(folder / "b.npz"), [], "was made from"),
+        (lambda folder: folder / "a.npz", ["--test-fraction", "0.5"], "was made from"),
+        (lambda folder: folder / "a.npz", ["--test-fraction", "0"], "strictly between 0 and 1"),
+        (lambda folder: folder / "a.npz", ["--test-fraction", "1.5"], "strictly between 0 and 1"),
+        (lambda folder: folder / "a.npz", ["--test-fraction", "nan"], "strictly between 0 and 1"),
+        (
+            lambda folder: _multi_step_file(folder / "one.npz", num_samples=1),
+            [],
+            r"1 sample\(s\) cannot be split",
+        ),
+    ],
+    ids=["another file", "another split", "fraction 0", "fraction 1.5", "fraction nan", "1 sample"],
+)
+def test_a_refused_run_changes_nothing_in_the_output_folder(
+    earlier_run, capsys, make_data, options, message
+):
+    """Before, settings.json was rewritten first, beside the earlier run's metrics."""
+    before = _snapshot(earlier_run)
+    data = make_data(earlier_run.parent)
+    assert _train_operator(data, earlier_run, *options) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert _snapshot(earlier_run) == before
+
+
+@pytest.mark.parametrize("test_fraction", ["0", "1", "-0.2", "inf", "nan"])
+def test_a_bad_test_fraction_is_refused_before_the_output_folder_is_made(
+    tmp_path, capsys, test_fraction
+):
+    out = tmp_path / "run"
+    data = _multi_step_file(tmp_path / "a.npz")
+    assert _train_operator(data, out, "--test-fraction", test_fraction) == 1
+    error = capsys.readouterr().err
+    assert f"test_fraction must lie strictly between 0 and 1, got {float(test_fraction)}" in error
+    assert not out.exists()

@@ -361,6 +361,21 @@ def file_with(name: str, content: bytes) -> Callable[[Path], Path]:
     return write
 
 
+def patched_mat(offset: int, value: int, **savemat_options) -> Callable[[Path], Path]:
+    """A MATLAB file of BASE's inputs with the byte at ``offset`` set to ``value``."""
+
+    def write(tmp_path: Path) -> Path:
+        path = tmp_path / "data.mat"
+        scipy.io.savemat(path, {"inputs": BASE["inputs"]}, **savemat_options)
+        content = bytearray(path.read_bytes())
+        assert content[offset] != value
+        content[offset] = value
+        path.write_bytes(content)
+        return path
+
+    return write
+
+
 def empty_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "arrays"
     folder.mkdir()
@@ -390,6 +405,13 @@ BAD_FILES = {
     "truncated .npz": (truncated(write_npz), "unreadable, corrupt or truncated"),
     "truncated .mat": (truncated(write_mat_v5), "unreadable, corrupt or truncated"),
     "truncated .npy": (folder_with_truncated_npy, r"key 'inputs': unreadable array"),
+    # What scipy's loadmat raises on each, before: IndexError, TypeError, UnboundLocalError,
+    # zlib.error, KeyError.
+    "short .mat": (file_with("data.mat", b"MATLAB 5.0 garbage" * 2), "unreadable, corrupt"),
+    "v5 variable tag": (patched_mat(128, 1), "unreadable, corrupt.*Expecting miMATRIX"),
+    "v5 array class": (patched_mat(144, 0), "unreadable, corrupt or truncated"),
+    "v7 checksum": (patched_mat(-1, 0, do_compression=True), "unreadable, corrupt.*decompress"),
+    "v4 precision": (patched_mat(0, 70, format="4"), "unreadable, corrupt or truncated"),
 }
 
 

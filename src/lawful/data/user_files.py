@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -69,6 +70,7 @@ from lawful.data.store import DatasetError
 __all__ = [
     "OPERATOR_FILE_SUFFIXES",
     "OperatorSamples",
+    "check_splittable",
     "load_operator_samples",
     "split_train_test",
 ]
@@ -86,6 +88,21 @@ WALL_SIDES = ("left", "right")
 _REAL_KINDS = "biuf"
 # A grid is uniform when every spacing is within this fraction of the mean spacing, plus round-off.
 _UNIFORM_RELATIVE_TOLERANCE = 1e-6
+
+# What scipy.io.loadmat raises on a corrupt or truncated file: it reads headers and tags as they
+# come, so a bad byte fails wherever it is first used.
+_MAT_READ_ERRORS = (
+    scipy.io.matlab.MatReadError,
+    OSError,
+    ValueError,
+    EOFError,
+    IndexError,  # a header shorter than 128 bytes
+    KeyError,  # a v4 header's unknown type code
+    TypeError,  # a v5 tag of an unexpected type
+    UnboundLocalError,  # a v5 array of an unknown class
+    zlib.error,  # compressed (v7) data that does not decompress
+    NotImplementedError,  # a v7.3 header without HDF5 data behind it
+)
 
 ArrayLoader = Callable[[], np.ndarray]
 
@@ -126,18 +143,26 @@ class OperatorSamples:
         )
 
 
+def check_splittable(samples: OperatorSamples, test_fraction: float) -> None:
+    """Raise unless :func:`split_train_test` can split ``samples`` so: ``ValueError`` for a
+    ``test_fraction`` outside (0, 1) (NaN included), :class:`DatasetError` for fewer than two
+    samples."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    if samples.num_samples < 2:
+        raise DatasetError(
+            f"{samples.source}: {samples.num_samples} sample(s) cannot be split into train and "
+            "test sets"
+        )
+
+
 def split_train_test(
     samples: OperatorSamples, test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[OperatorSamples, OperatorSamples]:
     """``(train, test)``: a seeded random ``test_fraction`` of the samples (rounded, at least one)
     for testing and the rest for training; each part keeps the file's order."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    check_splittable(samples, test_fraction)
     num_samples = samples.num_samples
-    if num_samples < 2:
-        raise DatasetError(
-            f"{samples.source}: {num_samples} sample(s) cannot be split into train and test sets"
-        )
     num_test = min(max(round(test_fraction * num_samples), 1), num_samples - 1)
     order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed))  # (N,)
     test_indices, _ = order[:num_test].sort()
@@ -183,16 +208,27 @@ def _open_arrays(path: Path, stack: ExitStack) -> dict[str, ArrayLoader]:
     if suffix == ".mat":
         if h5py.is_hdf5(path):  # MATLAB v7.3
             return _hdf5_loaders(stack.enter_context(h5py.File(path, "r")), matlab_order=True)
-        contents = scipy.io.loadmat(path)  # v4 to v7; squeeze_me=False keeps N = 1 axes
         return {
             name: partial(np.asarray, values)
-            for name, values in contents.items()
+            for name, values in _load_mat(path).items()
             if not name.startswith("__")  # __header__, __version__, __globals__
         }
     raise DatasetError(
         f"{path}: unknown file type {path.suffix!r}; expected one of "
         f"{', '.join(OPERATOR_FILE_SUFFIXES)} or a folder of .npy files"
     )
+
+
+def _load_mat(path: Path) -> dict[str, np.ndarray]:
+    """``scipy.io.loadmat`` (MATLAB v4 to v7), with a :class:`DatasetError` for a file it cannot
+    parse."""
+    try:
+        return scipy.io.loadmat(path)  # squeeze_me=False keeps N = 1 axes
+    except _MAT_READ_ERRORS as error:
+        raise DatasetError(
+            f"{path}: unreadable, corrupt or truncated MATLAB file (scipy.io.loadmat: "
+            f"{type(error).__name__}: {error})"
+        ) from error
 
 
 # ------------------------------------------------------------------------------------- keys
@@ -395,14 +431,7 @@ def load_operator_samples(
             loaders = _open_arrays(path, stack)
         except DatasetError:
             raise
-        except (
-            OSError,
-            ValueError,
-            EOFError,
-            zipfile.BadZipFile,
-            scipy.io.matlab.MatReadError,
-            NotImplementedError,  # scipy, for a v7.3 header without HDF5 data behind it
-        ) as error:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise DatasetError(
                 f"{path}: unreadable, corrupt or truncated file ({error})"
             ) from error

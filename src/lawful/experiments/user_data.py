@@ -23,8 +23,14 @@ import torch
 from lawful.constraints.boundary import BoundaryConditions, Periodic
 from lawful.constraints.parsing import CONDITION_KINDS, parse_conditions
 from lawful.data.store import DatasetError, load_dataset, save_dataset
-from lawful.data.user_files import OperatorSamples, load_operator_samples, split_train_test
+from lawful.data.user_files import (
+    OperatorSamples,
+    check_splittable,
+    load_operator_samples,
+    split_train_test,
+)
 from lawful.experiments.boundary import PRESETS, BoundaryExperiment, BoundaryPreset, Task
+from lawful.experiments.registry import RunSettings
 from lawful.training.operator import OperatorSettings
 
 __all__ = ["FileOperatorExperiment", "add_train_operator_arguments", "user_experiment"]
@@ -48,6 +54,7 @@ class FileOperatorExperiment(BoundaryExperiment):
                 "spatial axis (x) so far"
             )
         self._check_walls(samples, conditions)
+        check_splittable(samples, test_fraction)
         self.samples, self._conditions, self.test_fraction = samples, conditions, test_fraction
         task = Task("multi-step" if samples.is_time_dependent else "single-step")
         super().__init__(name, None, (task,), presets=self._fitted_presets(samples))
@@ -83,12 +90,14 @@ class FileOperatorExperiment(BoundaryExperiment):
         points = samples.inputs.shape[1]
         frames = 1 if samples.t is None else samples.t.numel()
 
-        def fitted(settings: OperatorSettings) -> OperatorSettings:
-            # An rfft over n points has n // 2 + 1 modes; keeping more is an error.
+        def fitted(settings: OperatorSettings, multistep: bool) -> OperatorSettings:
+            # SpectralConv.least_grid: m modes need 2 m points on every axis but the last and
+            # 2 m - 2 on the last (an rfft over n points has n // 2 + 1 modes). x is the last
+            # axis of the 1-D model, unpadded; the space + time model's last is t, padded.
             return replace(
                 settings,
                 num_train=num_train,
-                modes=min(settings.modes, points // 2 + 1),
+                modes=min(settings.modes, points // 2 if multistep else points // 2 + 1),
                 modes_time=min(settings.modes_time, (frames + settings.time_padding) // 2 + 1),
             )
 
@@ -98,18 +107,21 @@ class FileOperatorExperiment(BoundaryExperiment):
                 num_train=num_train,
                 num_test=0,  # the split decides
                 resolution=points,
-                single_step=fitted(preset.single_step),
-                multi_step=fitted(preset.multi_step),
+                single_step=fitted(preset.single_step, multistep=False),
+                multi_step=fitted(preset.multi_step, multistep=True),
             )
             for name, preset in PRESETS.items()
         }
 
+    def run(self, settings: RunSettings) -> dict | None:
+        """:meth:`BoundaryExperiment.run`, refusing an output folder that holds splits of
+        another file before anything, settings.json first, is written there."""
+        self._check_stored_splits(settings.out / "data", settings.seed)
+        return super().run(settings)
+
     def generate_data(self, preset: BoundaryPreset, folder: Path, seed: int) -> None:
         """Split the file's samples (by ``seed``) and store both splits in our layout."""
-        paths = {split: folder / f"{split}.h5" for split in ("train", "test")}
-        for path in paths.values():
-            if path.exists():
-                self._check_made_from_this_file(path, seed)
+        paths = self._check_stored_splits(folder, seed)
         if all(path.exists() for path in paths.values()):
             return
         folder.mkdir(parents=True, exist_ok=True)
@@ -127,14 +139,21 @@ class FileOperatorExperiment(BoundaryExperiment):
             "seed": seed,
         }
 
-    def _check_made_from_this_file(self, path: Path, seed: int) -> None:
-        stored = load_dataset(path).metadata
-        recorded = {key: stored.get(key) for key in self._origin(seed)}
-        if recorded != self._origin(seed):
-            raise DatasetError(
-                f"{path} was made from {recorded}, not from {self._origin(seed)}: give another "
-                "--out, or delete that folder's data to split this file again"
-            )
+    def _check_stored_splits(self, folder: Path, seed: int) -> dict[str, Path]:
+        """The paths of both splits in ``folder``; those already there must have been made from
+        this file, split by ``seed``."""
+        paths = {split: folder / f"{split}.h5" for split in ("train", "test")}
+        for path in paths.values():
+            if not path.exists():
+                continue
+            stored = load_dataset(path).metadata
+            recorded = {key: stored.get(key) for key in self._origin(seed)}
+            if recorded != self._origin(seed):
+                raise DatasetError(
+                    f"{path} was made from {recorded}, not from {self._origin(seed)}: give "
+                    "another --out, or delete that folder's data to split this file again"
+                )
+        return paths
 
     def _store(self, path: Path, split: str, samples: OperatorSamples, seed: int) -> None:
         """One split as a stored operator dataset (lawful.data.operator_data)."""
