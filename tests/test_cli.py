@@ -198,9 +198,21 @@ def test_damaged_weights_are_named_in_one_line(stefan_run, tmp_path, capsys, dam
     assert "Traceback" not in error
 
 
-def test_weights_of_another_preset_are_named(stefan_run, capsys):
+def test_weights_of_another_preset_are_named(stefan_run, tmp_path, capsys):
+    # The run's settings.json names the other preset first, and stays as it was.
+    settings = (stefan_run / "settings.json").read_bytes()
     args = ["evaluate", "stefan", "--preset", "quick", "--out", str(stefan_run), "--no-progress"]
     assert main(args) == 1
+    error = capsys.readouterr().err
+    assert "holds another run" in error and "preset 'tiny' there, 'quick' here" in error
+    assert (stefan_run / "settings.json").read_bytes() == settings
+    # Without its settings the weights themselves are recognised as another preset's.
+    copy = tmp_path / "run"
+    (copy / "models").mkdir(parents=True)
+    (copy / "data").symlink_to(stefan_run / "data")
+    for weights in (stefan_run / "models").glob("*.pt"):
+        (copy / "models" / weights.name).write_bytes(weights.read_bytes())
+    assert main([*args[:5], str(copy), "--no-progress"]) == 1
     error = capsys.readouterr().err
     assert "anp.pt holds the weights of" in error and "another preset" in error
     assert "settings differ:" in error  # both sides are stefan's ANP: the settings tell them apart

@@ -213,7 +213,7 @@ def test_a_mixed_precision_run_records_it_and_keeps_its_boundaries_exact(tmp_pat
         main(["run", "heat-neumann", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 1
     )
     error = capsys.readouterr().err
-    assert "precision bf16-mixed there, the default here" in error
+    assert "single_step.precision 'bf16-mixed' there, '32-true' here" in error
 
 
 def test_what_mixed_precision_cannot_do_is_a_named_error(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from lawful.allocator import allocator_state
@@ -29,3 +30,22 @@ def test_the_environment_is_json_and_names_no_cuda_device_on_the_cpu():
     environment = run_environment("cpu")
     assert json.loads(json.dumps(environment)) == environment
     assert "cuda" not in environment
+
+
+def test_a_folder_holding_another_runs_settings_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "run"
+    record_settings(out, "cavity", "tiny", PRESETS["tiny"], seed=3)
+    record_settings(out, "cavity", "tiny", PRESETS["tiny"], seed=3)  # the same run resumes
+    written = (out / "settings.json").read_bytes()
+    (out / "metrics.json").write_text("{}\n")  # that run's results
+    for experiment, preset_name, seed, message in (
+        ("cavity", "quick", 3, r"preset 'tiny' there, 'quick' here"),
+        ("cavity", "tiny", 4, r"seed 3 there, 4 here"),
+        ("darcy", "tiny", 3, r"experiment 'cavity' there, 'darcy' here"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            record_settings(out, experiment, preset_name, PRESETS[preset_name], seed=seed)
+    assert (out / "settings.json").read_bytes() == written
+    (out / "settings.json").write_text("{ not json")
+    with pytest.raises(ValueError, match="cannot be read"):
+        record_settings(out, "cavity", "tiny", PRESETS["tiny"], seed=3)

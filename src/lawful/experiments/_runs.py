@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Iterator
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -79,17 +80,56 @@ def record_settings(
     out: Path, experiment: str, preset_name: str, preset, seed: int, device: str = "cpu"
 ) -> None:
     """Create ``out`` and write ``settings.json``: the experiment, preset sizes, seed and the
-    environment (:func:`run_environment`), atomically."""
+    environment (:func:`run_environment`), atomically.
+
+    A folder that already holds another run's settings (another experiment, preset, size, seed
+    or precision; the environment may differ, a resumed run's does) is refused with a
+    ``ValueError`` before anything is written: its results would otherwise sit beside the
+    settings of a run that never made them."""
+    run = {"experiment": experiment, "preset": preset_name, "seed": seed, **asdict(preset)}
+    run = json.loads(json.dumps(run))  # as the file holds it: tuples are lists
+    path = out / "settings.json"
+    if path.exists():
+        _check_same_run(path, run)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {
-        "experiment": experiment,
-        "preset": preset_name,
-        "seed": seed,
-        **asdict(preset),
-        "environment": run_environment(device),
-    }
-    text = json.dumps(settings, indent=2) + "\n"
-    write_text_atomically(out / "settings.json", text)
+    text = json.dumps({**run, "environment": run_environment(device)}, indent=2) + "\n"
+    write_text_atomically(path, text)
+
+
+def _check_same_run(path: Path, run: dict[str, Any]) -> None:
+    """Raise unless ``path`` records the run ``run`` describes (its environment aside), naming
+    the settings that differ."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} cannot be read ({error}); give another --out, or delete it to start over"
+        ) from error
+    there = dict(_flattened({k: v for k, v in recorded.items() if k != "environment"}))
+    here = dict(_flattened(run))
+    named_first = ("experiment", "preset", "seed")  # what a user chose, before the sizes
+    differing = sorted(
+        (key for key in there.keys() | here.keys() if there.get(key) != here.get(key)),
+        key=lambda key: (named_first.index(key) if key in named_first else 3, key),
+    )
+    if differing:
+        shown = "; ".join(
+            f"{key} {there.get(key)!r} there, {here.get(key)!r} here" for key in differing[:4]
+        )
+        more = f"; and {len(differing) - 4} more" if len(differing) > 4 else ""
+        raise ValueError(
+            f"{path.parent} holds another run ({shown}{more}): give another --out, or delete "
+            "that folder to start over"
+        )
+
+
+def _flattened(settings: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` of nested settings: ``single_step.precision``."""
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            yield from _flattened(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def in_precision(experiment: Experiment, preset: Any, settings: RunSettings) -> Any:
