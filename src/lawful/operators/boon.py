@@ -285,11 +285,8 @@ class _EndSystem:
         return field.index_select(self.dim, self.positions)
 
     def apply(self, near: Tensor) -> Tensor:
-        """Both equations on a near-end field: ``(lead, P at dim, *other) -> (lead, *other, 2)``,
-        in the rows' dtype (float32 inside a mixed-precision step too, as every product of the
-        correction's small systems)."""
-        with field_precision(near):
-            return near.movedim(self.dim, -1).to(self.rows.dtype) @ self.rows.T
+        """Both equations on a near-end field: ``(lead, P at dim, *other) -> (lead, *other, 2)``."""
+        return near.movedim(self.dim, -1) @ self.rows.T  # (lead, *other, 2)
 
     def multiples(
         self, output_near: Tensor, responses_near: Tensor, pivot_tolerance: float
@@ -300,10 +297,14 @@ class _EndSystem:
         ``responses_near``: its end responses there, ``(2, channels, ..., P, ...)``, scaled to
         max-norm 1 along dim. ``use_impulse (channels, *other)`` is true where that system is
         near-singular and the end impulses replace the responses (see :func:`correct_boundary`);
-        ``multiples (batch, channels, *other, 2)`` are those of the chosen vectors.
+        ``multiples (batch, channels, *other, 2)`` are those of the chosen vectors. In the
+        field's precision (float32 inside a mixed-precision step too): autocast would run the
+        products in bf16, and the correction would miss the data by bf16's rounding.
         """
-        # matrix[..., e, j] = l_e(vector j): the weights alone, so the batch meets one matmul.
-        matrix = self.apply(responses_near).movedim(0, -1)  # (channels, *other, 2 eq, 2 vectors)
+        with field_precision(output_near):  # its two products; the rest is elementwise
+            # matrix[..., e, j] = l_e(vector j): the weights alone, so the batch meets one matmul.
+            matrix = self.apply(responses_near).movedim(0, -1)  # (channels, *other, 2 eq, 2 vec)
+            residuals = self.targets - output_near.movedim(self.dim, -1) @ self.residual_rows.T
         determinant = _determinant(matrix)  # (channels, *other)
         with torch.no_grad():  # a decision on the systems, not a function to differentiate
             row_sizes = matrix.abs().sum(-1).prod(-1)  # |row 1| |row 2|
@@ -313,9 +314,6 @@ class _EndSystem:
         # adj [[a, b], [c, d]] = [[d, -b], [-c, a]]: flipped on both axes, transposed, signed
         adjugate = matrix.flip(-2, -1).mT * self.adjugate_signs  # (channels, *other, 2, 2)
         inverse = adjugate / determinant[..., None, None]  # (channels, *other, vector, eq)
-        with field_precision(output_near):  # (batch, channels, *other, 2)
-            near = output_near.movedim(self.dim, -1).to(self.residual_rows.dtype)
-            residuals = self.targets - near @ self.residual_rows.T
         # The 2 x 2 products as a product and a sum: a broadcast matmul over the batch would
         # expand and reshape both operands first.
         multiples = (inverse * residuals.unsqueeze(-2)).sum(-1)  # (batch, channels, *other, 2)
@@ -923,7 +921,7 @@ class _FactoredSolve(torch.autograd.Function):
             identity = torch.eye(m, dtype=factors.dtype, device=factors.device)
             inverse = torch.linalg.lu_solve(factors, pivots, identity.expand_as(factors))
             with field_precision(right):  # as lu_solve: autocast would run it in bf16
-                solution = inverse @ right.to(inverse.dtype)
+                solution = inverse @ right
             ctx.save_for_backward(solution, inverse)
         else:
             solution = torch.linalg.lu_solve(factors, pivots, right)
