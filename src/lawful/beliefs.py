@@ -486,7 +486,6 @@ class GaussianBelief:
     def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
         """Draws ``(num_samples, ..., n)`` from the belief, independent across its batch (also
         where the mean has batch axes the covariance shares)."""
-        check_count(num_samples, "num_samples")
         noise = independent_draws(
             lambda count: self.covariance.sample_noise(count, generator),
             self.covariance.batch_shape,
@@ -506,7 +505,8 @@ def independent_draws(
     ``(count, *shared_batch, n)`` and whose batch broadcasts to ``batch``: a batch element that
     ``shared_batch`` covers by broadcasting (an axis it lacks or has as 1) gets draws of its own,
     not a copy of its neighbour's. Where the two batches are equal this is ``draw(num_samples)``
-    itself."""
+    itself. ``num_samples`` is checked here, before it multiplies the copies."""
+    check_count(num_samples, "num_samples")
     draw_batch = (1,) * (len(batch) - len(shared_batch)) + tuple(shared_batch)
     spread = [axis for axis, size in enumerate(draw_batch) if size != batch[axis]]
     if not spread:

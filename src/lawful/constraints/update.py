@@ -51,7 +51,6 @@ from lawful.constraints._checks import (
     as_floating,
     check_broadcast,
     check_broadcasts_to,
-    check_count,
     check_finite,
     check_floating,
     check_same_dtype,
@@ -192,10 +191,8 @@ def sample_posterior(
     result has exactly the posterior's distribution, and for a diagonal prior it costs O(n k)
     per draw instead of a square root of the (singular) posterior covariance.
     """
-    check_compatible(prior, constraint)
+    batch = check_compatible(prior, constraint)
     weights, rows_times_cov, gram = _gain_terms(prior, constraint)
-    batch = torch.broadcast_shapes(prior.batch_shape, constraint.batch_shape)
-    check_count(num_samples, "num_samples")
     draws = independent_draws(
         lambda count: prior.sample(count, generator), prior.batch_shape, batch, num_samples
     )  # (samples, *batch, n)
@@ -316,8 +313,9 @@ def _gain_terms(
     return weights, rows_times_cov, gram
 
 
-def check_compatible(belief: GaussianBelief, constraint: LinearConstraint) -> None:
-    """Raise unless ``constraint`` applies to ``belief``: same grid, broadcasting batch shapes."""
+def check_compatible(belief: GaussianBelief, constraint: LinearConstraint) -> torch.Size:
+    """Raise unless ``constraint`` applies to ``belief``: same grid, broadcasting batch shapes.
+    Returns the batch shape of the result (both batch shapes broadcast)."""
     if not isinstance(belief, GaussianBelief):
         raise TypeError(f"belief must be a GaussianBelief, got {type(belief).__name__}")
     if not isinstance(constraint, LinearConstraint):
@@ -327,7 +325,7 @@ def check_compatible(belief: GaussianBelief, constraint: LinearConstraint) -> No
             f"constraint weights cover {constraint.weights.shape[-1]} grid points but the "
             f"belief has {belief.mean.shape[-1]}"
         )
-    check_broadcast(
+    return check_broadcast(
         {"belief batch shape": belief.batch_shape, "constraint batch shape": constraint.batch_shape}
     )
 
