@@ -40,11 +40,14 @@ def synchronizer(device: torch.device | str) -> Callable[[], None]:
     return lambda: None
 
 
-def median_seconds(work: Callable[[], object], repeats: int, device: str = "cpu") -> float:
+def median_seconds(
+    work: Callable[[], object], repeats: int, device: str = "cpu", warmup: int = 1
+) -> float:
     """Median wall-clock seconds of ``repeats`` calls of ``work`` whose tensors are on
-    ``device``, after one warm-up call (allocations, kernels, caches)."""
+    ``device``, after ``warmup`` untimed calls (allocations, kernels, caches)."""
     synchronize = synchronizer(device)
-    work()
+    for _ in range(warmup):
+        work()
     synchronize()
     timings = []
     for _ in range(repeats):

@@ -132,12 +132,7 @@ def _series(
     repeats: int,
     warmup: int,
 ) -> ScalingSeries:
-    seconds = []
-    for size in sizes:
-        work = make_work(size)
-        for _ in range(warmup - 1):  # median_seconds runs one more untimed call itself
-            work()
-        seconds.append(median_seconds(work, repeats))
+    seconds = [median_seconds(make_work(size), repeats, warmup=warmup) for size in sizes]
     return _fitted(name, size_label, sizes, seconds, complexity)
 
 
