@@ -24,6 +24,7 @@ from torch.distributions import Normal, kl_divergence
 from torch.nn import functional
 
 from lawful.beliefs import GaussianBelief
+from lawful.models._dense import linear
 
 __all__ = [
     "ANPOutput",
@@ -78,10 +79,10 @@ def _value(features: Tensor | _Projected) -> Tensor:
 
 
 def _linear(features: Tensor | _Projected, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``functional.linear`` that folds into lifted inputs (:class:`_Projected`)."""
+    """:func:`~lawful.models._dense.linear` that folds into lifted inputs (:class:`_Projected`)."""
     if isinstance(features, _Projected):
         return features.through(weight, bias)
-    return functional.linear(features, weight, bias)
+    return linear(features, weight, bias)
 
 
 class _AttentionBlock(nn.Module):
@@ -131,9 +132,7 @@ class _AttentionBlock(nn.Module):
         # expect), taken as two products so that a lifted query folds.
         final = self.final_linear.linear_layer
         query_weight, attended_weight = final.weight.split(attended.shape[-1], dim=1)
-        mixed = _linear(query, query_weight, final.bias) + functional.linear(
-            attended, attended_weight
-        )
+        mixed = _linear(query, query_weight, final.bias) + linear(attended, attended_weight)
         return self.layer_norm(mixed + _value(query))  # (batch, queries, hidden)
 
 
@@ -227,15 +226,13 @@ class _Decoder(nn.Module):
         first = layers[0]
         widths = [representation.shape[-1], latent.shape[-1], representation.shape[-1]]
         representation_weight, latent_weight, target_weight = first.weight.split(widths, dim=1)
-        per_point = functional.linear(representation, representation_weight) + _Projected(
+        per_point = linear(representation, representation_weight) + _Projected(
             target_x, self.target_projection
         ).through(target_weight)  # (batch, targets, width)
-        per_function = functional.linear(
-            latent, latent_weight, first.bias
-        )  # (samples, batch, width)
+        per_function = linear(latent, latent_weight, first.bias)  # (samples, batch, width)
         hidden = per_point + per_function[:, :, None, :]  # (samples, batch, targets, width)
         for layer in layers[1:]:
-            hidden = layer(torch.relu(hidden))
+            hidden = linear(torch.relu(hidden), layer.weight, layer.bias)
         mean, raw_std = hidden.split(self.output_dim, dim=-1)
         return Normal(mean, functional.softplus(raw_std) + MIN_DECODER_STD)
 
