@@ -24,6 +24,7 @@ from torch.distributions import Normal, kl_divergence
 from torch.nn import functional
 
 from lawful.beliefs import GaussianBelief
+from lawful.models._attention import dot_product_attention
 from lawful.models._dense import linear
 
 __all__ = [
@@ -121,10 +122,8 @@ class _AttentionBlock(nn.Module):
                 (query, self.encoder_query),
             )
         )
-        # softmax(Q K^T / sqrt(head_dim)) V per head, by PyTorch's fused kernels. Those have no
-        # second derivative on the CPU: code that differentiates twice (the SoftC residual)
-        # selects the reference kernel with sdpa_kernel(SDPBackend.MATH).
-        attended = functional.scaled_dot_product_attention(
+        # softmax(Q K^T / sqrt(head_dim)) V per head (lawful.models._attention).
+        attended = dot_product_attention(
             query_heads, key_heads, value_heads
         )  # (batch, heads, queries, head_dim)
         attended = rearrange(attended, "b h n d -> b n (h d)")  # (batch, queries, hidden)

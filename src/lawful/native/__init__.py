@@ -36,6 +36,8 @@ __all__ = [
     "NATIVE_VARIABLE",
     "EndConstants",
     "EndGrid",
+    "attention_backward",
+    "attention_forward",
     "end_correction_backward",
     "end_correction_forward",
     "native_library",
@@ -50,6 +52,7 @@ NATIVE_VARIABLE = "LAWFUL_NATIVE"
 _SOURCES = (
     Path(__file__).with_name("rank_one_update.c"),
     Path(__file__).with_name("end_correction.c"),
+    Path(__file__).with_name("attention.c"),
 )
 #: Included by the sources: part of what a build is (the cache key), not compiled alone.
 _HEADERS = (
@@ -160,6 +163,10 @@ class _EndConstantPointers(ctypes.Structure):
 
 def _declare(library: ctypes.CDLL) -> None:
     pointer, size, integer = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    library.lawful_attention_forward.argtypes = [pointer] * 6 + [integer]
+    library.lawful_attention_forward.restype = integer
+    library.lawful_attention_backward.argtypes = [pointer] * 10 + [integer]
+    library.lawful_attention_backward.restype = integer
     library.lawful_end_state_size.argtypes = [pointer]
     library.lawful_end_state_size.restype = size
     for suffix in ("f32", "f64"):
@@ -472,3 +479,104 @@ def end_correction_backward(
         pointwise_weight_gradient,
         pointwise_bias_gradient,
     )
+
+
+class _Strides(ctypes.Structure):
+    """``Strides`` of attention.c: a (batch, heads, rows, d) operand's strides but the last."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in ("batch", "head", "row")]
+
+
+_ATTENTION_OPERANDS = (
+    "query",
+    "key",
+    "value",
+    "out",
+    "out_gradient",
+    "query_gradient",
+    "key_gradient",
+    "value_gradient",
+)
+
+
+class _AttentionShape(ctypes.Structure):
+    """``AttentionShape`` of attention.c: the sizes, the scale and every operand's strides."""
+
+    _fields_ = [
+        *((name, ctypes.c_int64) for name in ("batch", "heads", "queries", "keys", "head_dim")),
+        ("scale", ctypes.c_double),
+        *((name, _Strides) for name in _ATTENTION_OPERANDS),
+    ]
+
+
+def _attention_shape(scale: float, **operands: Tensor) -> _AttentionShape:
+    """The shape of a call on ``query (B, H, n, d)``, ``key``/``value`` ``(B, H, m, d)`` and
+    the other operands named, each with unit stride along d (any strides elsewhere)."""
+    query, key = operands["query"], operands["key"]
+    batch, heads, queries, head_dim = query.shape
+    shape = _AttentionShape(batch, heads, queries, key.shape[2], head_dim, scale)
+    for name, tensor in operands.items():
+        if tensor.device.type != "cpu" or tensor.dtype != torch.float32 or tensor.stride(-1) != 1:
+            raise ValueError(
+                f"the native attention reads CPU float32 operands with unit stride along d; "
+                f"{name} is {tensor.dtype} on {tensor.device.type} with strides {tensor.stride()}"
+            )
+        setattr(shape, name, _Strides(*tensor.stride()[:3]))
+    return shape
+
+
+def _attention_threads(query: Tensor) -> int:
+    return max(1, min(torch.get_num_threads(), query.shape[0] * query.shape[1]))
+
+
+def attention_forward(query: Tensor, key: Tensor, value: Tensor, scale: float) -> tuple:
+    """``softmax(scale q k^T) v`` per head and the rows' log-sum-exp of the scores: ``out (B,
+    H, n, d)``, laid out as ``(B, n, H, d)`` (so that merging the heads is a view), and ``lse
+    (B, H, n)``. Operands as :func:`_attention_shape` takes them."""
+    library = native_library()
+    assert library is not None, "attention_forward needs the native library"
+    batch, heads, queries, head_dim = query.shape
+    out = query.new_empty(batch, queries, heads, head_dim).transpose(1, 2)
+    lse = query.new_empty(batch, heads, queries)
+    shape = _attention_shape(scale, query=query, key=key, value=value, out=out)
+    status = library.lawful_attention_forward(
+        ctypes.byref(shape),
+        *(tensor.data_ptr() for tensor in (query, key, value, out, lse)),
+        _attention_threads(query),
+    )
+    if status != 0:
+        raise MemoryError("the native attention could not allocate its work arrays")
+    return out, lse
+
+
+def attention_backward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    out: Tensor,
+    out_gradient: Tensor,
+    lse: Tensor,
+    scale: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of :func:`attention_forward`'s ``out`` with respect to ``query``, ``key``
+    and ``value`` (each laid out like its operand), from ``out``'s gradient and ``lse``."""
+    library = native_library()
+    assert library is not None, "attention_backward needs the native library"
+    gradients = tuple(torch.empty_like(tensor) for tensor in (query, key, value))
+    shape = _attention_shape(
+        scale,
+        query=query,
+        key=key,
+        value=value,
+        out=out,
+        out_gradient=out_gradient,
+        **dict(zip(_ATTENTION_OPERANDS[5:], gradients, strict=True)),
+    )
+    status = library.lawful_attention_backward(
+        ctypes.byref(shape),
+        *(tensor.data_ptr() for tensor in (query, key, value, out, out_gradient, lse, *gradients)),
+        _attention_threads(query),
+    )
+    if status != 0:
+        raise MemoryError("the native attention could not allocate its work arrays")
+    return gradients
