@@ -64,7 +64,8 @@ def pde_residual(predict_mean: MeanFunction, inputs: Tensor, flux: Flux) -> Tens
         )
     coordinates = inputs.detach().requires_grad_(True)
     # Differentiating twice through attention needs its reference ("math") kernel: the fused
-    # CPU kernels have no second derivative.
+    # CPU kernels (PyTorch's, and lawful's native one, which follows this switch) have no
+    # second derivative.
     with sdpa_kernel(SDPBackend.MATH):
         u = predict_mean(coordinates)  # (batch, points)
     if u.shape != coordinates.shape[:2]:

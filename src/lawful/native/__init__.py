@@ -4,17 +4,21 @@ Eager PyTorch makes one pass over memory per operation; where a computation is a
 operations on arrays far larger than the cache, the passes are its whole cost, and a loop that
 does them together is several times faster. Such loops live here as plain C (no PyTorch
 headers): built once per source, compiler and machine with the system's C compiler (``CC``,
-else ``cc``; about a second), cached under ``LAWFUL_NATIVE_CACHE`` (default
+else ``cc``; a few seconds), cached under ``LAWFUL_NATIVE_CACHE`` (default
 ``$XDG_CACHE_HOME/lawful/native``, else ``~/.cache/lawful/native``) and loaded by ctypes.
 
 The same holds where a computation is many operations on arrays so small that dispatching
 each costs more than computing it (BOON's correction near the ends of a 1-D grid): one call
-does them all, and one more their backward.
+does them all, and one more their backward. And it holds where PyTorch's kernels do not use
+the vector instructions the CPU has (the ANP's attention: PyTorch multiplies its small blocks
+through a BLAS that runs AVX2 kernels on AMD CPUs with AVX-512): the kernel is compiled for
+several instruction sets and the CPU's is chosen when it loads.
 
 Where no compiler works, or with ``LAWFUL_NATIVE=0``, :func:`native_library` is ``None`` and
 the callers use their eager forms, which give the same results to rounding;
-:func:`native_status` says which. Every kernel works on CPU float32 or float64 arrays (dense,
-unless its wrapper says otherwise) and leaves dtype, device and autograd checks to its caller.
+:func:`native_status` says which. Every kernel works on CPU float32 or float64 arrays (the
+attention on float32 alone; dense, unless its wrapper says otherwise) and leaves dtype, device
+and autograd checks to its caller.
 """
 
 from __future__ import annotations
