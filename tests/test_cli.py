@@ -82,6 +82,13 @@ def test_reference_checkpoints_evaluate_without_training(tmp_path):
             assert abs(row["ce"]) < 1e-6
 
 
+def test_bench_refuses_an_out_folder_without_scaling(capsys, tmp_path):
+    """The table goes to stdout; an --out that would be ignored is an error, not a silence."""
+    assert main(["bench", "--quick", "--out", str(tmp_path / "table")]) == 1
+    assert "--out names the folder of --scaling" in capsys.readouterr().err
+    assert not (tmp_path / "table").exists()
+
+
 def test_bench_quick_prints_json(capsys):
     assert main(["bench", "--quick", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)

@@ -199,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lawful: wrote {json_path} and {figure_path}", file=sys.stderr)
         return 0
     if args.command == "bench":
+        if args.out is not None:
+            return _error(
+                "--out names the folder of --scaling's plot and JSON; the table prints to "
+                "stdout (--json for JSON)"
+            )
         import torch
 
         from lawful.bench import format_table, run_benchmarks

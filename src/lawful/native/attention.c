@@ -12,14 +12,17 @@
  * m of 100 to 200, d of 16 or 32), so a head's operands stay in the cache, and the work is
  * five products per head in the backward, two in the forward. All of them go through one
  * register-blocked product (multiply), written with GCC's vector extensions of 16 floats and
- * compiled for AVX-512, AVX2 and the baseline (target_clones, chosen at load time): PyTorch's
+ * compiled for AVX-512F, AVX2 and the baseline (target_clones, chosen at load time): PyTorch's
  * CPU attention multiplies its blocks through the BLAS, which on AMD CPUs runs AVX2 kernels.
  *
  * Heads are independent: threads split them, and each head's sums are taken in one fixed
  * order, so the results are the same for any thread count. Compiled with -ffp-contract=off
  * like the other kernels (a multiply and an add, each rounded); the results equal PyTorch's
- * to float32 rounding, not to the bit. Padding: a head's rows are copied into scratch with d
- * and m rounded up to LANES and zeros beyond, so every product runs on whole vectors.
+ * to float32 rounding, not to the bit; and, the same operations in the same order in every
+ * clone (no reassociation), the same bits whichever instruction set runs them. Every product
+ * runs on whole vectors: the transposed operands (d x m) are copied into scratch with m
+ * rounded up to LANES and zeros beyond, a (rows x d) operand is read in place where d is a
+ * multiple of LANES (the ANP's heads) and copied with zeros beyond d elsewhere.
  */
 #include <math.h>
 #include <stdint.h>
@@ -37,7 +40,7 @@ typedef int32_t int_lanes_t __attribute__((vector_size(LANES * sizeof(int32_t)))
 #define INLINE static inline __attribute__((always_inline))
 #if defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
-#define PER_CPU __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define PER_CPU __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif
 #ifndef PER_CPU
