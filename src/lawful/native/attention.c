@@ -58,6 +58,13 @@ typedef struct {
     Strides query, key, value, out, out_gradient, query_gradient, key_gradient, value_gradient;
 } AttentionShape;
 
+/* The arrays of one call: the forward writes out and lse, the backward reads them and writes
+ * the three gradients. */
+typedef struct {
+    const float *query, *key, *value, *out_gradient;
+    float *out, *lse, *query_gradient, *key_gradient, *value_gradient;
+} Operands;
+
 INLINE lanes_t load(const float *from)
 {
     lanes_t value;
@@ -314,9 +321,10 @@ static int64_t scratch_floats(const AttentionShape *shape, int backward)
 }
 
 PER_CPU static void forward_head(const AttentionShape *shape, int64_t b, int64_t h,
-                                 const float *query, const float *key, const float *value,
-                                 float *out, float *lse, float *scratch)
+                                 const Operands *operands, float *scratch)
 {
+    const float *query = operands->query, *key = operands->key, *value = operands->value;
+    float *out = operands->out, *lse = operands->lse;
     const int64_t n = shape->queries, m = shape->keys, d = shape->head_dim;
     const int64_t m_pad = padded(m), d_pad = padded(d), r = ROWS_PER_BLOCK;
     float *keys_t = scratch;                 /* d x m_pad: scale k^T */
@@ -353,11 +361,13 @@ PER_CPU static void forward_head(const AttentionShape *shape, int64_t b, int64_t
 }
 
 PER_CPU static void backward_head(const AttentionShape *shape, int64_t b, int64_t h,
-                                  const float *query, const float *key, const float *value,
-                                  const float *out, const float *out_gradient, const float *lse,
-                                  float *query_gradient, float *key_gradient,
-                                  float *value_gradient, float *scratch)
+                                  const Operands *operands, float *scratch)
 {
+    const float *query = operands->query, *key = operands->key, *value = operands->value;
+    const float *out = operands->out, *out_gradient = operands->out_gradient;
+    const float *lse = operands->lse;
+    float *query_gradient = operands->query_gradient, *key_gradient = operands->key_gradient;
+    float *value_gradient = operands->value_gradient;
     const int64_t n = shape->queries, m = shape->keys, d = shape->head_dim;
     const int64_t m_pad = padded(m), d_pad = padded(d), r = ROWS_PER_BLOCK;
     const float scale = (float)shape->scale;
@@ -428,46 +438,46 @@ PER_CPU static void backward_head(const AttentionShape *shape, int64_t b, int64_
               shape->value_gradient.row, values_grad_t, m_pad, d, m, 1.0f);
 }
 
-/* Forward: out (strided like shape->out) and lse (batch, heads, queries) contiguous. Returns 0,
- * or 1 where a thread's scratch could not be allocated. */
-int lawful_attention_forward(const AttentionShape *shape, const float *query, const float *key,
-                             const float *value, float *out, float *lse, int threads)
+typedef void (*HeadWork)(const AttentionShape *, int64_t, int64_t, const Operands *, float *);
+
+/* work on every (batch, head) pair, the pairs split over threads, each thread with its own
+ * scratch. Returns 0, or 1 where a thread's scratch could not be allocated. */
+static int each_head(const AttentionShape *shape, HeadWork work, int backward,
+                     const Operands *operands, int threads)
 {
     const int64_t heads = shape->batch * shape->heads;
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
-        float *scratch = malloc(scratch_floats(shape, 0) * sizeof(float));
+        float *scratch = malloc(scratch_floats(shape, backward) * sizeof(float));
         failed = scratch == NULL;
 #pragma omp for schedule(static)
         for (int64_t index = 0; index < heads; index++)
             if (scratch != NULL)
-                forward_head(shape, index / shape->heads, index % shape->heads, query, key,
-                             value, out, lse, scratch);
+                work(shape, index / shape->heads, index % shape->heads, operands, scratch);
         free(scratch);
     }
     return failed;
 }
 
-/* Backward: the three gradients, strided as shape says. Returns as the forward. */
+/* Forward: out (strided like shape->out) and lse (batch, heads, queries) contiguous. Returns as
+ * each_head. */
+int lawful_attention_forward(const AttentionShape *shape, const float *query, const float *key,
+                             const float *value, float *out, float *lse, int threads)
+{
+    const Operands operands = {query, key, value, NULL, out, lse, NULL, NULL, NULL};
+    return each_head(shape, forward_head, 0, &operands, threads);
+}
+
+/* Backward: the three gradients, strided as shape says (out and lse only read). Returns as
+ * each_head. */
 int lawful_attention_backward(const AttentionShape *shape, const float *query, const float *key,
                               const float *value, const float *out, const float *out_gradient,
                               const float *lse, float *query_gradient, float *key_gradient,
                               float *value_gradient, int threads)
 {
-    const int64_t heads = shape->batch * shape->heads;
-    int failed = 0;
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-    {
-        float *scratch = malloc(scratch_floats(shape, 1) * sizeof(float));
-        failed = scratch == NULL;
-#pragma omp for schedule(static)
-        for (int64_t index = 0; index < heads; index++)
-            if (scratch != NULL)
-                backward_head(shape, index / shape->heads, index % shape->heads, query, key,
-                              value, out, out_gradient, lse, query_gradient, key_gradient,
-                              value_gradient, scratch);
-        free(scratch);
-    }
-    return failed;
+    const Operands operands = {query,          key,          value,          out_gradient,
+                               (float *)out,   (float *)lse, query_gradient, key_gradient,
+                               value_gradient};
+    return each_head(shape, backward_head, 1, &operands, threads);
 }
