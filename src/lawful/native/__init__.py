@@ -4,7 +4,7 @@ Eager PyTorch makes one pass over memory per operation; where a computation is a
 operations on arrays far larger than the cache, the passes are its whole cost, and a loop that
 does them together is several times faster. Such loops live here as plain C (no PyTorch
 headers): built once per source, compiler and machine with the system's C compiler (``CC``,
-else ``cc``; a few seconds), cached under ``LAWFUL_NATIVE_CACHE`` (default
+else ``cc``; about ten seconds, once), cached under ``LAWFUL_NATIVE_CACHE`` (default
 ``$XDG_CACHE_HOME/lawful/native``, else ``~/.cache/lawful/native``) and loaded by ctypes.
 
 The same holds where a computation is many operations on arrays so small that dispatching
