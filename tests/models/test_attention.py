@@ -166,3 +166,17 @@ def test_the_weights_are_the_softmax_to_a_few_float32_roundings():
     weights = dot_product_attention(query, key, value)  # (2, 3, 40, 32)
     exact = torch.softmax(query.double() @ key.double().transpose(-1, -2) / 32**0.5, dim=-1)
     torch.testing.assert_close(weights.double(), exact, rtol=4e-7, atol=1e-12)
+
+
+@needs_native
+def test_a_nan_spreads_as_in_pytorchs_attention():
+    """A NaN in one key reaches every score of its head, so every output of that head is NaN
+    (as PyTorch's), and no other head is touched."""
+    operands, _ = _heads((2, 2, 20, 24, 32))
+    query, key, value = (operand.float() for operand in operands)
+    key = key.clone()
+    key[1, 0, 5, 3] = float("nan")
+    ours = dot_product_attention(query, key, value)
+    reference = functional.scaled_dot_product_attention(query, key, value)
+    assert torch.equal(ours.isnan(), reference.isnan())
+    assert ours[1, 0].isnan().all() and not ours[0].isnan().any() and not ours[1, 1].isnan().any()
