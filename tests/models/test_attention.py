@@ -4,12 +4,19 @@ PyTorch's own kernel wherever the native one does not apply."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 from einops import rearrange
 from torch.nn import functional
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from lawful import native
 from lawful.bench.anp import anp_task
 from lawful.models import _attention
 from lawful.models._attention import dot_product_attention
@@ -180,3 +187,54 @@ def test_a_nan_spreads_as_in_pytorchs_attention():
     reference = functional.scaled_dot_product_attention(query, key, value)
     assert torch.equal(ours.isnan(), reference.isnan())
     assert ours[1, 0].isnan().all() and not ours[0].isnan().any() and not ours[1, 1].isnan().any()
+
+
+def _one_instruction_set_build(directory, target: str):
+    """attention.c built alone for one instruction set (``target`` a GCC target attribute, or
+    "" for the compiler's baseline), loaded with its two entry points declared."""
+    library = directory / f"attention-{target or 'baseline'}.so"
+    attribute = f'__attribute__((target("{target}")))' if target else ""
+    subprocess.run(
+        [
+            os.environ.get("CC", "cc"),
+            *native._FLAGS,
+            f"-DPER_CPU={attribute}",
+            str(Path(native.__file__).with_name("attention.c")),
+            "-o",
+            str(library),
+            *native._LIBRARIES,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    loaded = ctypes.CDLL(str(library))
+    pointer, integer = ctypes.c_void_p, ctypes.c_int
+    loaded.lawful_attention_forward.argtypes = [pointer] * 6 + [integer]
+    loaded.lawful_attention_forward.restype = integer
+    loaded.lawful_attention_backward.argtypes = [pointer] * 10 + [integer]
+    loaded.lawful_attention_backward.restype = integer
+    return loaded
+
+
+@needs_native
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="instruction sets of x86-64")
+def test_every_instruction_set_gives_the_same_bits(tmp_path, monkeypatch):
+    """The same operations in the same order in every clone: the library the CPU chose and
+    builds for AVX2 and for the baseline alone give the same outputs and gradients to the bit
+    (so results do not depend on which vector instructions a machine has)."""
+    has_avx2 = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    targets = ["", "avx2"] if has_avx2 else [""]
+    libraries = [native_library()] + [_one_instruction_set_build(tmp_path, t) for t in targets]
+    operands, upstream = _heads((4, 3, 100, 70, 32))
+    query, key, value = (operand.float() for operand in operands)
+    runs = []
+    for library in libraries:
+        monkeypatch.setattr(native, "native_library", lambda library=library: library)
+        out, lse = native.attention_forward(query, key, value, 32**-0.5)
+        gradients = native.attention_backward(
+            query, key, value, out, upstream.float(), lse, 32**-0.5
+        )
+        runs.append([out, lse, *gradients])
+    for run in runs[1:]:
+        for chosen, alone in zip(runs[0], run, strict=True):
+            assert torch.equal(chosen, alone)

@@ -38,9 +38,12 @@ typedef float lanes_t __attribute__((vector_size(LANES * sizeof(float))));
 typedef int32_t int_lanes_t __attribute__((vector_size(LANES * sizeof(int32_t))));
 
 #define INLINE static inline __attribute__((always_inline))
+/* A build for one instruction set defines PER_CPU itself (-DPER_CPU=...; the tests build each). */
+#ifndef PER_CPU
 #if defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define PER_CPU __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 #endif
 #endif
 #ifndef PER_CPU
