@@ -127,6 +127,22 @@ PYTORCH_CASES = [
 ]
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        pytest.param(((2, 2, 9, 16), (2, 2, 11, 16), (2, 2, 11, 24)), id="values of another size"),
+        pytest.param(((2, 2, 9, 16), (1, 2, 11, 16), (1, 2, 11, 16)), id="broadcast batch"),
+    ],
+)
+def test_shapes_the_kernel_does_not_take_go_to_pytorch(sizes):
+    """PyTorch's attention allows these; the kernel, which reads one (batch, heads) grid and
+    one head size, hands them over instead of reading past its operands."""
+    generator = torch.Generator().manual_seed(4)
+    query, key, value = (torch.randn(*size, generator=generator) for size in sizes)
+    ours = dot_product_attention(query, key, value)
+    assert torch.equal(ours, functional.scaled_dot_product_attention(query, key, value))
+
+
 @pytest.mark.parametrize("case", PYTORCH_CASES)
 def test_elsewhere_it_is_pytorchs_attention_to_the_bit(case, monkeypatch):
     if "library" in case:

@@ -50,6 +50,11 @@ def _native_applies(query: Tensor, key: Tensor, value: Tensor) -> bool:
     return (
         all(t.device.type == "cpu" and t.dtype == torch.float32 for t in operands)
         and all(t.ndim == 4 and t.stride(-1) == 1 for t in operands)
+        # One (batch, heads) grid and one head size for all three (PyTorch's also broadcasts
+        # batches and lets the values' size differ; it takes those).
+        and key.shape == value.shape
+        and query.shape[:2] == key.shape[:2]
+        and query.shape[-1] == key.shape[-1]
         and min(query.shape) > 0
         and key.shape[2] > 0
         and not torch.is_autocast_enabled("cpu")
