@@ -150,3 +150,12 @@ def test_the_anp_takes_it_and_gives_the_same_loss_and_gradients_to_rounding(monk
     torch.testing.assert_close(loss, reference_loss, rtol=1e-5, atol=0)
     for grad, reference in zip(grads, reference_grads, strict=True):
         torch.testing.assert_close(grad, reference, rtol=1e-3, atol=1e-5)
+
+
+def test_mismatched_features_get_functional_linears_error():
+    inputs, weight, bias = _operands(*LARGE)
+    with pytest.raises(RuntimeError) as ours:
+        linear(inputs[..., :-1], weight, bias)
+    with pytest.raises(RuntimeError) as reference:
+        functional.linear(inputs[..., :-1], weight, bias)
+    assert str(ours.value) == str(reference.value)

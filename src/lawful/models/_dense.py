@@ -30,8 +30,10 @@ MIN_ONEDNN_MULTIPLY_ADDS = 1 << 24
 
 
 def _through_onednn(inputs: Tensor, weight: Tensor) -> bool:
+    if weight.ndim != 2 or inputs.ndim == 0 or inputs.shape[-1] != weight.shape[1]:
+        return False  # functional.linear's cases, or its error
     out_features, in_features = weight.shape
-    points = inputs.numel() // in_features
+    points = inputs.numel() // max(in_features, 1)
     return (
         inputs.device.type == "cpu"
         and inputs.dtype == weight.dtype == torch.float32
