@@ -23,7 +23,10 @@ from lawful.models._attention import dot_product_attention
 from lawful.models.anp import AttentiveNeuralProcess
 from lawful.native import native_library
 
-needs_native = pytest.mark.skipif(native_library() is None, reason="no native library built")
+needs_native = pytest.mark.skipif(
+    native_library() is None or not torch.backends.mkl.is_available(),
+    reason="no native library built, or PyTorch's BLAS is not MKL",
+)
 
 # (batch, heads, queries, keys, head_dim): the ANP's heads (d = 32 at hidden 128, 16 at 64),
 # and sizes off the kernel's vectors of 16 and blocks of 64 queries.
@@ -124,6 +127,7 @@ PYTORCH_CASES = [
     pytest.param({"context": lambda: sdpa_kernel(SDPBackend.MATH)}, id="math kernel selected"),
     pytest.param({"context": lambda: torch.autocast("cpu", dtype=torch.bfloat16)}, id="autocast"),
     pytest.param({"library": None}, id="no native library"),
+    pytest.param({"no mkl": True}, id="no MKL"),
 ]
 
 
@@ -147,6 +151,8 @@ def test_shapes_the_kernel_does_not_take_go_to_pytorch(sizes):
 def test_elsewhere_it_is_pytorchs_attention_to_the_bit(case, monkeypatch):
     if "library" in case:
         monkeypatch.setattr(_attention, "native_library", lambda: None)
+    if "no mkl" in case:  # another BLAS (ARM builds): PyTorch's kernel was not measured there
+        monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: False)
     dtype = case.get("dtype", torch.float32)
     operands, _ = _heads((2, 2, 9, 11, 16))
     query, key, value = (operand.to(dtype) for operand in operands)

@@ -14,7 +14,8 @@ from lawful.models._dense import MIN_ONEDNN_MULTIPLY_ADDS, linear
 from lawful.models.anp import AttentiveNeuralProcess
 
 needs_onednn = pytest.mark.skipif(
-    not torch.backends.mkldnn.is_available(), reason="this PyTorch has no oneDNN"
+    not (torch.backends.mkldnn.is_available() and torch.backends.mkl.is_available()),
+    reason="this PyTorch has no oneDNN, or its BLAS is not MKL",
 )
 
 
@@ -105,7 +106,7 @@ def test_the_product_and_its_gradients_repeat_to_the_bit():
 
 @pytest.mark.parametrize(
     "case",
-    ["small", "float64", "onednn off"],
+    ["small", "float64", "onednn off", "no MKL"],
 )
 def test_elsewhere_it_is_functional_linear_to_the_bit(case, monkeypatch):
     sizes = (64, 16, 16) if case == "small" else LARGE
@@ -113,6 +114,8 @@ def test_elsewhere_it_is_functional_linear_to_the_bit(case, monkeypatch):
     inputs, weight, bias = _operands(*sizes, dtype=dtype)
     if case == "onednn off":
         monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    if case == "no MKL":  # another BLAS (ARM builds): the route is unmeasured there
+        monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: False)
     with _Products() as products:
         result = linear(inputs, weight, bias)
     assert "convolution" not in products.seen

@@ -8,11 +8,10 @@ registers of 16 floats, compiled for the CPU at hand, and keeps only the rows' l
 between the passes, as flash attention does.
 
 :func:`dot_product_attention` takes it for CPU float32 tensors without autocast where the
-native library is built and PyTorch's flash kernel is enabled: code that selects another kernel
-(SoftC, which
-differentiates twice, takes ``sdpa_kernel(SDPBackend.MATH)``) gets PyTorch's. The kernel's
-backward is not differentiable again, and says so if asked. Results equal PyTorch's to float32
-rounding.
+native library is built, PyTorch's BLAS is MKL (what it was measured against) and PyTorch's
+flash kernel is enabled: code that selects another kernel (SoftC, which differentiates twice,
+takes ``sdpa_kernel(SDPBackend.MATH)``) gets PyTorch's. The kernel's backward is not
+differentiable again, and says so if asked. Results equal PyTorch's to float32 rounding.
 """
 
 from __future__ import annotations
@@ -60,6 +59,9 @@ def _native_applies(query: Tensor, key: Tensor, value: Tensor) -> bool:
         and not torch.is_autocast_enabled("cpu")
         # sdpa_kernel's switch (global, not CUDA's alone): off, the caller wants another kernel.
         and torch.backends.cuda.flash_sdp_enabled()
+        # Measured against PyTorch's kernel where that multiplies through MKL (x86-64 builds);
+        # elsewhere PyTorch's stays.
+        and torch.backends.mkl.is_available()
         and native_library() is not None
     )
 

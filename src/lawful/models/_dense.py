@@ -1,7 +1,7 @@
 """The models' large linear layers on oneDNN, the CPU library PyTorch's convolutions run on.
 
-On the CPU, ``functional.linear`` multiplies by the BLAS PyTorch was built with (MKL in the
-official wheels) and ``functional.conv2d`` by oneDNN. The two do not pick the same instructions
+On the CPU, ``functional.linear`` multiplies by the BLAS PyTorch was built with (MKL in the x86-64
+wheels) and ``functional.conv2d`` by oneDNN. The two do not pick the same instructions
 everywhere: on this project's AMD EPYC (Zen 5, AVX-512), MKL runs its AVX2 kernels, about 165
 GFLOPS on two cores, while oneDNN's AVX-512 kernels reach about 300 on the same products, and
 its backward passes 1.5 to 2 times MKL's.
@@ -9,10 +9,10 @@ its backward passes 1.5 to 2 times MKL's.
 A linear layer is a 1 x 1 convolution over its points: ``(..., in) -> (..., out)`` is a
 convolution of one image whose pixels are the points, laid out channels-last, which is exactly
 how the rows of ``(..., in)`` lie in memory, so neither side is copied. :func:`linear` takes
-that route where the product is large enough to repay the convolution's fixed cost (about 0.1
-ms a call), and ``functional.linear`` elsewhere. Values equal ``functional.linear``'s to rounding
-(another order of summation); gradients, and the second derivatives SoftC takes, are PyTorch's
-own convolution backward.
+that route where PyTorch's BLAS is MKL and the product is large enough to repay the
+convolution's fixed cost (about 0.1 ms a call), and ``functional.linear`` elsewhere. Values
+equal ``functional.linear``'s to rounding (another order of summation); gradients, and the
+second derivatives SoftC takes, are PyTorch's own convolution backward.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def _through_onednn(inputs: Tensor, weight: Tensor) -> bool:
     return (
         inputs.device.type == "cpu"
         and inputs.dtype == weight.dtype == torch.float32
+        # The reason for the route: PyTorch's BLAS is MKL (x86-64 builds). Elsewhere (ARM's
+        # BLAS and oneDNN builds) it is unmeasured, so the products stay with the BLAS.
+        and torch.backends.mkl.is_available()
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled  # off: conv2d would take its slow fallback
         and points * in_features * out_features >= MIN_ONEDNN_MULTIPLY_ADDS
