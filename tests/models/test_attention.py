@@ -260,3 +260,15 @@ def test_every_instruction_set_gives_the_same_bits(tmp_path, monkeypatch):
     for run in runs[1:]:
         for chosen, alone in zip(runs[0], run, strict=True):
             assert torch.equal(chosen, alone)
+
+
+@needs_native
+def test_the_backward_refuses_a_strided_log_sum_exp():
+    """The kernel reads lse as (batch, heads, queries) in order; a strided one is refused, not
+    misread."""
+    operands, upstream = _heads((2, 2, 8, 8, 16))
+    query, key, value = (operand.float() for operand in operands)
+    out, lse = native.attention_forward(query, key, value, 0.25)
+    strided = lse.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
+    with pytest.raises(ValueError, match="contiguous"):
+        native.attention_backward(query, key, value, out, upstream.float(), strided, 0.25)

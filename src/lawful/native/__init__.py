@@ -578,7 +578,9 @@ def attention_backward(
     )
     status = library.lawful_attention_backward(
         ctypes.byref(shape),
-        *(tensor.data_ptr() for tensor in (query, key, value, out, out_gradient, lse, *gradients)),
+        *(tensor.data_ptr() for tensor in (query, key, value, out, out_gradient)),
+        _pointer(lse),  # read as (B, H, n) in order: dense, or refused
+        *(gradient.data_ptr() for gradient in gradients),
         _attention_threads(query),
     )
     if status != 0:

@@ -160,20 +160,6 @@ INLINE const float *head_of(const float *data, Strides s, int64_t b, int64_t h)
     return data + b * s.batch + h * s.head;
 }
 
-/* to (padded_rows x to_cols) = scale * from (rows x cols, row stride from_stride), zeros past
- * cols and past rows. */
-INLINE void copy_rows(float *to, int64_t to_cols, const float *from, int64_t from_stride,
-                      int64_t rows, int64_t cols, int64_t padded_rows, float scale)
-{
-    for (int64_t i = 0; i < rows; i++) {
-        for (int64_t c = 0; c < cols; c++)
-            to[i * to_cols + c] = from[i * from_stride + c] * scale;
-        for (int64_t c = cols; c < to_cols; c++)
-            to[i * to_cols + c] = 0.0f;
-    }
-    memset(to + rows * to_cols, 0, (padded_rows - rows) * to_cols * sizeof(float));
-}
-
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
 /* One level of a 16 x 16 transpose in registers: rows i and i + b (i & b == 0) exchange the
  * b x b blocks off the diagonal of their 2b x 2b block; the four levels b = 8, 4, 2, 1 make the
@@ -226,16 +212,15 @@ INLINE void transpose(float *to, int64_t to_stride, const float *from, int64_t f
             to[c * to_stride + i] = from[i * from_stride + c] * scale;
 }
 
-/* to (to_rows x to_cols) = scale * from^T: from (rows x cols, row stride from_stride), zeros
- * past rows (columns of to) and past cols (rows of to). */
-INLINE void copy_transposed(float *to, int64_t to_cols, int64_t to_rows, const float *from,
-                            int64_t from_stride, int64_t rows, int64_t cols, float scale)
+/* to (cols x to_cols) = scale * from^T: from (rows x cols, row stride from_stride), zeros
+ * past rows (columns of to). */
+INLINE void copy_transposed(float *to, int64_t to_cols, const float *from, int64_t from_stride,
+                            int64_t rows, int64_t cols, float scale)
 {
     transpose(to, to_cols, from, from_stride, rows, cols, scale);
     for (int64_t c = 0; c < cols; c++)
         for (int64_t i = rows; i < to_cols; i++)
             to[c * to_cols + i] = 0.0f;
-    memset(to + cols * to_cols, 0, (to_rows - cols) * to_cols * sizeof(float));
 }
 
 /* Lanes at or past valid (counted from 0): set in the mask. */
@@ -300,17 +285,19 @@ INLINE float row_maximum(const float *row, int64_t m_pad)
 }
 
 /* A head's (rows x d) operand as a product reads it, rows of a multiple of LANES floats: the
- * operand itself where d is one (leading dimension its row stride), else a zero-padded copy
- * in scratch. */
+ * operand itself where d is one (leading dimension its row stride), else a copy in scratch
+ * with zeros past d. */
 INLINE const float *whole_vectors(const float *rows_data, int64_t row_stride, int64_t rows,
                                   int64_t d, float *scratch, int64_t *leading)
 {
-    if (d == padded(d)) {
-        *leading = row_stride;
+    const int64_t d_pad = padded(d);
+    *leading = d == d_pad ? row_stride : d_pad;
+    if (d == d_pad)
         return rows_data;
+    for (int64_t i = 0; i < rows; i++) {
+        memcpy(scratch + i * d_pad, rows_data + i * row_stride, d * sizeof(float));
+        memset(scratch + i * d_pad + d, 0, (d_pad - d) * sizeof(float));
     }
-    copy_rows(scratch, padded(d), rows_data, row_stride, rows, d, rows, 1.0f);
-    *leading = padded(d);
     return scratch;
 }
 
@@ -336,7 +323,7 @@ PER_CPU static void forward_head(const AttentionShape *shape, int64_t b, int64_t
     float *outs = scores + r * m_pad;            /* r x d_pad */
     float *totals = outs + r * d_pad;            /* r: sums of e^(S - max) */
     const float *q = head_of(query, shape->query, b, h);
-    copy_transposed(keys_t, m_pad, d, head_of(key, shape->key, b, h), shape->key.row, m, d,
+    copy_transposed(keys_t, m_pad, head_of(key, shape->key, b, h), shape->key.row, m, d,
                     (float)shape->scale);
     int64_t v_leading;
     const float *v = whole_vectors(head_of(value, shape->value, b, h), shape->value.row, m, d,
@@ -391,8 +378,8 @@ PER_CPU static void backward_head(const AttentionShape *shape, int64_t b, int64_
     const float *o = head_of(out, shape->out, b, h);
     const float *o_grad = head_of(out_gradient, shape->out_gradient, b, h);
     const float *head_lse = lse + (b * shape->heads + h) * n;
-    copy_transposed(keys_t, m_pad, d, k, shape->key.row, m, d, scale);
-    copy_transposed(values_t, m_pad, d, v, shape->value.row, m, d, 1.0f);
+    copy_transposed(keys_t, m_pad, k, shape->key.row, m, d, scale);
+    copy_transposed(values_t, m_pad, v, shape->value.row, m, d, 1.0f);
     int64_t k_leading;
     const float *k_rows = whole_vectors(k, shape->key.row, m, d, keys_copy, &k_leading);
     memset(keys_grad_t, 0, 2 * d * m_pad * sizeof(float));
@@ -403,8 +390,8 @@ PER_CPU static void backward_head(const AttentionShape *shape, int64_t b, int64_
         const float *o_grad_block =
             whole_vectors(o_grad + start * shape->out_gradient.row, shape->out_gradient.row,
                           rows, d, outs_grad_copy, &o_grad_leading);
-        copy_transposed(queries_t, r, d, q_block, shape->query.row, rows, d, scale);
-        copy_transposed(outs_grad_t, r, d, o_grad + start * shape->out_gradient.row,
+        copy_transposed(queries_t, r, q_block, shape->query.row, rows, d, scale);
+        copy_transposed(outs_grad_t, r, o_grad + start * shape->out_gradient.row,
                         shape->out_gradient.row, rows, d, 1.0f);
         for (int64_t i = 0; i < rows; i++) {
             const float *o_row = o + (start + i) * shape->out.row;
