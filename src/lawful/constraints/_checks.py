@@ -161,12 +161,14 @@ def check_broadcast(shapes: Mapping[str, Sequence[int]]) -> torch.Size:
 def check_broadcasts_to(
     shape: Sequence[int], target: Sequence[int], name: str, target_name: str
 ) -> None:
-    """Raise ``ValueError`` unless ``shape`` broadcasts to ``target`` (without growing it)."""
-    try:
-        fits = torch.broadcast_shapes(shape, target) == torch.Size(target)
-    except RuntimeError:
-        fits = False
-    if not fits:
+    """Raise ``ValueError`` unless ``shape`` broadcasts to ``target`` (without growing it).
+
+    In plain Python, as :func:`check_broadcast`: constraints and the training loss check this.
+    """
+    extra = len(target) - len(shape)
+    if extra < 0 or any(
+        size not in (1, goal) for size, goal in zip(shape, target[extra:], strict=True)
+    ):
         raise ValueError(
             f"{name} of shape {tuple(shape)} does not broadcast to {target_name} {tuple(target)}"
         )
