@@ -50,14 +50,14 @@ def condition_within_bounds(
     Raises :class:`ConstraintError` when no field in the bounds has the required mass, or a
     grid point that cannot move (zero variance or zero weight) lies outside its bounds.
     """
-    _check_inputs(prior, constraint)
+    batch = _check_inputs(prior, constraint)
     dtype = prior.mean.dtype
     mean = prior.mean.double()  # (..., n)
     weights = constraint.weights[..., 0, :].double()  # (..., n)
     target = constraint.values[..., 0].double()  # (...)
     slope = prior.covariance.variance().double() * weights  # (..., n): d u_i / d lam
-    # The constraint's batch too: its masses may add batch axes the prior lacks (as in condition).
-    shape = torch.broadcast_shapes(mean.shape, slope.shape, (*constraint.batch_shape, 1))
+    # The posterior's batch: the constraint's masses may add axes the prior lacks (as in condition).
+    shape = torch.Size((*batch, mean.shape[-1]))
     mean, weights, slope = (tensor.expand(shape) for tensor in (mean, weights, slope))
     lower, upper = _bounds(lower, upper, shape)
     target = target.expand(shape[:-1])
@@ -111,8 +111,9 @@ def condition_within_bounds(
     return GaussianBelief.trusted(result, condition(prior, constraint).covariance)
 
 
-def _check_inputs(prior: GaussianBelief, constraint: LinearConstraint) -> None:
-    check_compatible(prior, constraint)
+def _check_inputs(prior: GaussianBelief, constraint: LinearConstraint) -> torch.Size:
+    """Raise unless the bounded update applies; returns the posterior's batch shape."""
+    batch = check_compatible(prior, constraint)
     if not isinstance(prior.covariance, DiagonalCovariance):
         raise ValueError(
             "condition_within_bounds needs a diagonal prior covariance, got "
@@ -128,6 +129,7 @@ def _check_inputs(prior: GaussianBelief, constraint: LinearConstraint) -> None:
         raise ValueError(
             "condition_within_bounds needs non-negative constraint weights (quadrature weights)"
         )
+    return batch
 
 
 def _bounds(
