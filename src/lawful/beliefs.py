@@ -508,18 +508,15 @@ def independent_draws(
     itself. ``num_samples`` is checked here, before it multiplies the copies."""
     check_count(num_samples, "num_samples")
     draw_batch = (1,) * (len(batch) - len(shared_batch)) + tuple(shared_batch)
-    spread = [axis for axis, size in enumerate(draw_batch) if size != batch[axis]]
-    if not spread:
+    if draw_batch == tuple(batch):
         return draw(num_samples)  # (samples, *batch, n)
-    copies = [batch[axis] for axis in spread]
+    # Per batch axis, the copies it needs: its size where the draw has 1 there, else 1.
+    copies = [size if size != drawn else 1 for size, drawn in zip(batch, draw_batch, strict=True)]
     draws = draw(num_samples * math.prod(copies))  # (samples * copies, *shared_batch, n)
     points = draws.shape[-1]
     draws = draws.reshape(num_samples, *copies, *draw_batch, points)
-    # Each copy axis goes beside the size-1 axis it fills, then the two merge into one.
-    order = [0]
-    for axis in range(len(batch)):
-        if axis in spread:
-            order.append(1 + spread.index(axis))
-        order.append(1 + len(copies) + axis)
-    order.append(draws.ndim - 1)
+    # Each copy axis goes beside the drawn axis of its batch axis (one of the two is 1), and
+    # the two merge into one.
+    axes = len(batch)
+    order = [0, *(1 + offset + axis for axis in range(axes) for offset in (0, axes)), 2 * axes + 1]
     return draws.permute(order).reshape(num_samples, *batch, points)  # (samples, *batch, n)
