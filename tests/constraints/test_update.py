@@ -541,6 +541,9 @@ def test_a_noise_variance_that_grows_the_values_shape_is_named():
         single = GaussianBelief.diagonal(belief.mean[i], belief.variance()[i])
         alone = condition(single, mass_constraint(grid, masses[i], noise_variance=float(noise[i])))
         torch.testing.assert_close(posterior.mean[i], alone.mean, rtol=1e-14, atol=1e-15)
+        torch.testing.assert_close(
+            posterior.variance()[i], alone.variance(), rtol=1e-14, atol=1e-15
+        )
 
 
 def test_mass_from_boundary_flux_refuses_nan_and_mismatched_batches():
