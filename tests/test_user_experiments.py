@@ -4,6 +4,7 @@ and their own PDE and experiment from a file outside the package (``lawful run -
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -20,6 +21,7 @@ from lawful.data.store import load_dataset
 from lawful.data.user_files import load_operator_samples
 from lawful.experiments import BoundaryExperiment, RunSettings, Task, experiments, get_experiment
 from lawful.experiments.boundary import METHODS as BOUNDARY_METHODS
+from lawful.experiments.boundary import PRESETS as BOUNDARY_PRESETS
 from lawful.experiments.user_data import FileOperatorExperiment
 from lawful.pdes import get_problem, make_boundary_dataset
 from lawful.training.operator import build_fno, predict_operator
@@ -278,9 +280,17 @@ def test_every_presets_operators_fit_the_files_grid(tmp_path, preset_name, point
     experiment = FileOperatorExperiment("grid", samples, parse_conditions("dirichlet,dirichlet"))
     preset = experiment.presets[preset_name]
     for task in (Task("single-step"), Task("multi-step")):
-        model = build_fno(preset.operator(task), task.multistep)
+        settings = preset.operator(task)
+        model = build_fno(settings, task.multistep)
         grid = (points, frames) if task.multistep else (points,)
         assert model(torch.zeros(1, 1, *grid)).shape == (1, 1, *grid)
+        # As many modes as the grid holds: where the preset's own were cut, one more would not fit.
+        wanted = BOUNDARY_PRESETS[preset_name].operator(task)
+        for field in ("modes", "modes_time") if task.multistep else ("modes",):
+            if getattr(settings, field) < getattr(wanted, field):
+                more = replace(settings, **{field: getattr(settings, field) + 1})
+                with pytest.raises(ValueError, match="modes need at least"):
+                    build_fno(more, task.multistep)(torch.zeros(1, 1, *grid))
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
