@@ -125,8 +125,9 @@ def test_a_rewritten_file_keeps_its_mode(tmp_path: Path, umask):
     assert path.read_text() == "later\n" and _mode(path) == 0o640
 
 
-def test_without_a_reported_umask_the_one_at_import_is_used(tmp_path: Path, monkeypatch):
+def test_without_a_reported_umask_the_one_at_import_is_used(tmp_path: Path, monkeypatch, umask):
     monkeypatch.setattr(store, "_PROCESS_STATUS", tmp_path / "absent")
+    umask(0o022 if store._UMASK_AT_IMPORT == 0o077 else 0o077)  # not the one at import: unread
     write_text_atomically(tmp_path / "settings.json", "{}\n")
     assert _mode(tmp_path / "settings.json") == 0o666 & ~store._UMASK_AT_IMPORT
 
