@@ -56,3 +56,7 @@ def test_the_command_writes_every_series_with_its_slopes(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "conservation update" in printed
     assert printed.count("its step over the FNO's, size by size") == 2
+    for one in series:  # the printed ratios are the recorded ones
+        if one["ratios"] is not None:
+            shown = " ".join(f"{ratio:.2f}" for ratio in one["ratios"])
+            assert f"its step over the FNO's, size by size: {shown}\n" in printed
