@@ -110,7 +110,7 @@ def _check_same_run(path: Path, run: dict[str, Any]) -> None:
     named_first = ("experiment", "preset", "seed")  # what a user chose, before the sizes
     differing = sorted(
         (key for key in there.keys() | here.keys() if there.get(key) != here.get(key)),
-        key=lambda key: (named_first.index(key) if key in named_first else 3, key),
+        key=lambda key: (named_first.index(key) if key in named_first else len(named_first), key),
     )
     if differing:
         shown = "; ".join(
