@@ -89,6 +89,14 @@ def test_bench_refuses_an_out_folder_without_scaling(capsys, tmp_path):
     assert not (tmp_path / "table").exists()
 
 
+def test_bench_scaling_refuses_a_device_it_would_not_use(capsys, tmp_path):
+    """The scaling series time the CPU; --device cuda is refused, not silently ignored."""
+    out = tmp_path / "scaling"
+    assert main(["bench", "--scaling", "--quick", "--device", "cuda", "--out", str(out)]) == 1
+    assert "--scaling times the CPU only" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_bench_quick_prints_json(capsys):
     assert main(["bench", "--quick", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)

@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench" and args.scaling:
         from lawful.bench.scaling import format_slopes, run_scaling, write_scaling
 
+        if args.device != "cpu":
+            return _error(f"--scaling times the CPU only; it cannot run on {args.device!r}")
         out = args.out or Path("runs") / "bench-scaling"
         try:
             _check_output_folder(out)
