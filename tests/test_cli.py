@@ -109,6 +109,7 @@ def test_bench_quick_prints_json(capsys):
     assert sum("ANP vs textbook ANP training step" in name for name in names) == 1
     for result in results:
         assert result["device"] == "cpu"
+        assert 0 <= result["cpu_elsewhere"] <= 1 and 0 <= result["cpu_stolen"] <= 1
         target = float(result["target"].split("x")[0].removeprefix("<= ").removeprefix(">= "))
         if "skipped" in result:  # neuraloperator not installed: no measurement, no verdict
             assert result["skipped"] == "not installed" and "neuraloperator" in result["name"]

@@ -4,10 +4,15 @@ run (seconds of two timings, or peak bytes of two training steps).
 Every row is a dict: ``name``, ``ours_s`` and ``baseline_s`` (or ``ours_bytes`` and
 ``baseline_bytes``), ``ratio``, ``ratio_is`` (how the ratio is formed from them), ``target`` and
 ``met``. A row whose baseline cannot run here (neuraloperator not installed) has ``name``,
-``target`` and ``skipped`` (why) instead of the measurements, the ratio and ``met``.
+``target`` and ``skipped`` (why) instead of the measurements, the ratio and ``met``. Every row
+also has ``device`` and, on Linux, ``cpu_elsewhere`` and ``cpu_stolen``: the shares of the CPUs'
+time that went to other processes and to the hypervisor while it ran
+(:mod:`lawful.bench.contention`); the table names the rows measured on a busy machine.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 
@@ -15,6 +20,7 @@ from lawful.beliefs import GaussianBelief
 from lawful.bench._timing import WARMUP_STEPS, float32_mass_problem, median_seconds
 from lawful.bench.allocator import fresh_process_step
 from lawful.bench.anp import anp_step_ratio
+from lawful.bench.contention import busy_rows, measured
 from lawful.bench.operators import (
     AXES,
     boon_peak_memory,
@@ -384,45 +390,82 @@ QUICK_FNO_SIZES = (
 
 def run_benchmarks(quick: bool = False, device: str = "cpu") -> list[dict]:
     """Every row, at the issue's sizes or (``quick``) at sizes that take seconds, with the
-    tensors on ``device`` (each row records it). The kept-memory row is about the CPU's
-    allocator: it is skipped on another device."""
+    tensors on ``device`` (each row records it, and how busy the machine was while it ran:
+    lawful.bench.contention). The kept-memory row is about the CPU's allocator: it is skipped
+    on another device."""
     on = {"device": device}
     if quick:
-        results = [
-            bench_update_vs_dense(num_times=21, num_points=21, repeats=2, **on),
-            bench_update_vs_bandwidth(num_points=100_000, repeats=3, **on),
-            bench_boon_training_step(width=8, modes=4, num_points=32, batch=2, repeats=2, **on),
-            bench_boon_walls_training_step(
-                width=4, modes=3, grid=(12, 10), frames=5, batch=2, repeats=2, **on
+        rows = [
+            partial(bench_update_vs_dense, num_times=21, num_points=21, repeats=2, **on),
+            partial(bench_update_vs_bandwidth, num_points=100_000, repeats=3, **on),
+            partial(
+                bench_boon_training_step, width=8, modes=4, num_points=32, batch=2, repeats=2, **on
             ),
-            bench_boon_peak_memory(width=8, modes=4, num_points=32, batch=2, **on),
-            bench_boon_walls_peak_memory(width=4, modes=3, grid=(12, 10), frames=5, batch=2, **on),
-            bench_anp_training_step(hidden=8, batch=2, num_points=6, repeats=2, warmup=1, **on),
+            partial(
+                bench_boon_walls_training_step,
+                width=4,
+                modes=3,
+                grid=(12, 10),
+                frames=5,
+                batch=2,
+                repeats=2,
+                **on,
+            ),
+            partial(bench_boon_peak_memory, width=8, modes=4, num_points=32, batch=2, **on),
+            partial(
+                bench_boon_walls_peak_memory,
+                width=4,
+                modes=3,
+                grid=(12, 10),
+                frames=5,
+                batch=2,
+                **on,
+            ),
+            partial(
+                bench_anp_training_step, hidden=8, batch=2, num_points=6, repeats=2, warmup=1, **on
+            ),
         ]
         kept_memory = {"width": 8, "modes": 4, "num_points": 32, "batch": 2, "repeats": 3}
         sizes = QUICK_FNO_SIZES
     else:
-        results = [
-            bench_update_vs_dense(**on),
-            bench_update_vs_bandwidth(**on),
-            bench_boon_training_step(**on),
-            bench_boon_walls_training_step(**on),
-            bench_boon_peak_memory(**on),
-            bench_boon_walls_peak_memory(**on),
-            bench_anp_training_step(**on),
+        rows = [
+            partial(bench_update_vs_dense, **on),
+            partial(bench_update_vs_bandwidth, **on),
+            partial(bench_boon_training_step, **on),
+            partial(bench_boon_walls_training_step, **on),
+            partial(bench_boon_peak_memory, **on),
+            partial(bench_boon_walls_peak_memory, **on),
+            partial(bench_anp_training_step, **on),
         ]
         kept_memory = {}
         sizes = FNO_SIZES
     if torch.device(device).type == "cpu":
-        results.append(bench_kept_memory(**kept_memory))
+        rows.append(partial(bench_kept_memory, **kept_memory))
     for baseline in ("textbook", "neuralop"):
         for axes, width, modes, grid, batch, repeats in sizes:
-            results.append(
-                bench_fno_training_step(baseline, axes, width, modes, grid, batch, repeats, **on)
+            rows.append(
+                partial(
+                    bench_fno_training_step,
+                    baseline,
+                    axes,
+                    width,
+                    modes,
+                    grid,
+                    batch,
+                    repeats,
+                    **on,
+                )
             )
     for axes, width, modes, grid, batch, repeats in (sizes[0], sizes[-1]):  # 1-D, 2-D + time
-        results.append(bench_mixed_precision_step(axes, width, modes, grid, batch, repeats, **on))
-    return [{**result, "device": device} for result in results]
+        rows.append(
+            partial(bench_mixed_precision_step, axes, width, modes, grid, batch, repeats, **on)
+        )
+    results = []
+    for row in rows:
+        with measured() as shares:
+            result = row()
+        results.append({**result, "device": device, **shares})
+    return results
 
 
 def _measurement(result: dict, who: str) -> str:
@@ -446,4 +489,4 @@ def format_table(results: list[dict]) -> str:
             f"{_measurement(result, 'baseline'):>12s} {result['ratio']:8.2f}  "
             f"{result['target']} ({met})"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, *busy_rows(results)])
