@@ -395,20 +395,20 @@ def run_benchmarks(quick: bool = False, device: str = "cpu") -> list[dict]:
     on another device."""
     on = {"device": device}
     if quick:
-        line = {"width": 8, "modes": 4, "num_points": 32, "batch": 2, **on}
-        walls = {"width": 4, "modes": 3, "grid": (12, 10), "frames": 5, "batch": 2, **on}
+        line = {"width": 8, "modes": 4, "num_points": 32, "batch": 2}
+        walls = {"width": 4, "modes": 3, "grid": (12, 10), "frames": 5, "batch": 2}
         rows = [
             partial(bench_update_vs_dense, num_times=21, num_points=21, repeats=2, **on),
             partial(bench_update_vs_bandwidth, num_points=100_000, repeats=3, **on),
-            partial(bench_boon_training_step, repeats=2, **line),
-            partial(bench_boon_walls_training_step, repeats=2, **walls),
-            partial(bench_boon_peak_memory, **line),
-            partial(bench_boon_walls_peak_memory, **walls),
+            partial(bench_boon_training_step, repeats=2, **line, **on),
+            partial(bench_boon_walls_training_step, repeats=2, **walls, **on),
+            partial(bench_boon_peak_memory, **line, **on),
+            partial(bench_boon_walls_peak_memory, **walls, **on),
             partial(
                 bench_anp_training_step, hidden=8, batch=2, num_points=6, repeats=2, warmup=1, **on
             ),
         ]
-        kept_memory = {"width": 8, "modes": 4, "num_points": 32, "batch": 2, "repeats": 3}
+        kept_memory = {**line, "repeats": 3}
         sizes = QUICK_FNO_SIZES
     else:
         rows = [
